@@ -1,0 +1,76 @@
+"""click, made to speak the user's language.
+
+Help strings are written in English and marked with `N_()` in the decorators (they are built at
+import time, before the language is known); these classes translate them when help is shown.
+Every cnnsetup command uses `command`, `group` and `option` from here instead of click's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import click
+
+from cnnsetup.i18n import N_, _
+
+
+def _translated(text: str | None) -> str | None:
+    return _(inspect.cleandoc(text)) if text else text
+
+
+class Option(click.Option):
+    """An option whose help text is translated when shown."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        original = self.help
+        self.help = _translated(original)
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = original
+
+
+class Command(click.Command):
+    """A command whose help, short help and epilog are translated when shown."""
+
+    def _with_translated_help(self, method: Any, *args: Any) -> Any:
+        saved = (self.help, self.short_help, self.epilog)
+        self.help, self.short_help, self.epilog = (_translated(t) for t in saved)
+        try:
+            return method(*args)
+        finally:
+            self.help, self.short_help, self.epilog = saved
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._with_translated_help(super().format_help_text, ctx, formatter)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._with_translated_help(super().format_epilog, ctx, formatter)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self._with_translated_help(super().get_short_help_str, limit)
+
+
+class Group(Command, click.Group):
+    """A group of commands, translated like `Command`; its subcommands are too."""
+
+    command_class = Command
+    group_class = type  # subgroups are of the same class as their parent
+
+
+def command(*args: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("cls", Command)
+    return click.command(*args, **kwargs)
+
+
+def group(*args: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("cls", Group)
+    return click.group(*args, **kwargs)
+
+
+option = functools.partial(click.option, cls=Option)
+argument = click.argument
+
+json_option = option("--json", "as_json", is_flag=True, help=N_("Print one JSON object on stdout."))

@@ -1,0 +1,94 @@
+"""The one place user-facing text is translated.
+
+Every message a user reads is written in English in the code and passes through `_()`; the
+Chinese lives in the gettext catalog `cnnsetup/locale/zh_CN/LC_MESSAGES/cnnsetup.po` (compiled to
+`.mo` beside it, shipped in the package). Text that must be known before a language is chosen
+(click help strings built at import time) is marked with `N_()` and translated when shown.
+
+Never translated: JSON output, finding ids, commands to paste, URLs, file paths.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+import sys
+from pathlib import Path
+from typing import Mapping
+
+DOMAIN = "cnnsetup"
+LOCALE_DIR = Path(__file__).parent / "locale"
+LANGUAGES = ("en", "zh")
+
+# Catalog folder for each language code cnnsetup speaks.
+_CATALOG = {"zh": "zh_CN"}
+
+_translation: gettext.NullTranslations = gettext.NullTranslations()
+_language = "en"
+
+
+def _(message: str) -> str:
+    """Translate `message` into the current language."""
+    return _translation.gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark `message` for translation without translating it yet (it is translated when shown)."""
+    return message
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """Translate a message that depends on a count."""
+    return _translation.ngettext(singular, plural, n)
+
+
+def current_language() -> str:
+    """The language now in use: "en" or "zh"."""
+    return _language
+
+
+def set_language(language: str) -> None:
+    """Switch every later `_()` call to `language` ("en" or "zh")."""
+    global _translation, _language
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}")
+    _language = language
+    if language == "en":
+        _translation = gettext.NullTranslations()
+        return
+    _translation = gettext.translation(
+        DOMAIN, localedir=LOCALE_DIR, languages=[_CATALOG[language]], fallback=True
+    )
+
+
+def language_from_environment(
+    env: Mapping[str, str] | None = None, platform: str | None = None
+) -> str:
+    """Pick the language: CNNSETUP_LANG, else the locale variables as gettext reads them, else
+    (on Windows) the user's UI language, else English."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    chosen = env.get("CNNSETUP_LANG", "").strip().lower()
+    if chosen:
+        return "zh" if chosen.startswith("zh") else "en"
+    # gettext's order: the first of these that is set and non-empty decides.
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name, "")
+        if value:
+            first = value.split(":")[0]
+            return "zh" if first.lower().startswith("zh") else "en"
+    if platform == "win32":
+        return "zh" if _windows_ui_language().lower().startswith("zh") else "en"
+    return "en"
+
+
+def _windows_ui_language() -> str:
+    """The Windows user's UI language as a locale name such as "zh_CN", or ""."""
+    try:
+        import ctypes
+        import locale
+
+        lang_id = ctypes.windll.kernel32.GetUserDefaultUILanguage()  # type: ignore[attr-defined]
+        return locale.windows_locale.get(lang_id, "")
+    except (AttributeError, OSError, ImportError):
+        return ""

@@ -1,0 +1,158 @@
+"""The mirrors cnnsetup knows, as data: the one place a mirror URL is written down.
+
+Sources: each mirror's own help page (see the project's MIRRORS notes). https only: a mirror
+whose help page shows http is still reached over https.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from cnnsetup.i18n import N_
+
+UPSTREAM_DEFAULTS = "https://repo.anaconda.com/pkgs"
+UPSTREAM_ALIAS = "https://conda.anaconda.org"
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One mirror: where its `defaults` copy and its cloud channels live, and its PyPI index."""
+
+    name: str
+    title: str
+    pypi: str
+    # Base of `pkgs/main`, `pkgs/r`, `pkgs/msys2`; None when the mirror has no `defaults` copy.
+    defaults_base: Optional[str]
+    # Base for `custom_channels` (the channel name is appended); None for upstream.
+    cloud_base: Optional[str]
+    cloud_channels: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    note: str = ""  # marked with N_, translated when shown
+
+    @property
+    def is_official(self) -> bool:
+        return self.name == "official"
+
+    def default_channels(self, windows: bool) -> list[str]:
+        """The URLs `defaults` should stand for; msys2 only on Windows, as conda's own defaults."""
+        if self.defaults_base is None:
+            return []
+        names = ["main", "r"] + (["msys2"] if windows else [])
+        return [f"{self.defaults_base}/pkgs/{n}" for n in names]
+
+    def custom_channels(self) -> dict[str, str]:
+        """`custom_channels` entries: channel name -> base URL (conda appends the name)."""
+        if self.cloud_base is None:
+            return {}
+        return {channel: self.cloud_base for channel in self.cloud_channels}
+
+    def channel_url(self, channel: str) -> Optional[str]:
+        """The full URL of `channel` on this mirror, or None when it does not carry it."""
+        if self.is_official:
+            return f"{UPSTREAM_ALIAS}/{channel}"
+        if self.cloud_base and channel in self.cloud_channels:
+            return f"{self.cloud_base}/{channel}"
+        return None
+
+    def url_prefixes(self) -> list[str]:
+        """URL prefixes that identify this mirror (without a trailing slash)."""
+        if self.is_official:
+            return [UPSTREAM_DEFAULTS, UPSTREAM_ALIAS]
+        return [u for u in (self.defaults_base, self.cloud_base) if u]
+
+
+_EDU_CLOUD = ("conda-forge", "pytorch", "bioconda")
+
+MIRRORS: tuple[Mirror, ...] = (
+    Mirror(
+        name="tsinghua",
+        aliases=("tuna",),
+        title=N_("Tsinghua University (TUNA)"),
+        defaults_base="https://mirrors.tuna.tsinghua.edu.cn/anaconda",
+        cloud_base="https://mirrors.tuna.tsinghua.edu.cn/anaconda/cloud",
+        cloud_channels=_EDU_CLOUD,
+        pypi="https://pypi.tuna.tsinghua.edu.cn/simple",
+    ),
+    Mirror(
+        name="bfsu",
+        title=N_("Beijing Foreign Studies University"),
+        defaults_base="https://mirrors.bfsu.edu.cn/anaconda",
+        cloud_base="https://mirrors.bfsu.edu.cn/anaconda/cloud",
+        cloud_channels=_EDU_CLOUD,
+        pypi="https://mirrors.bfsu.edu.cn/pypi/web/simple",
+    ),
+    Mirror(
+        name="sjtu",
+        title=N_("Shanghai Jiao Tong University"),
+        defaults_base="https://mirror.sjtu.edu.cn/anaconda",
+        cloud_base="https://mirror.sjtu.edu.cn/anaconda/cloud",
+        cloud_channels=("conda-forge", "pytorch"),
+        pypi="https://mirror.sjtu.edu.cn/pypi/web/simple",
+    ),
+    Mirror(
+        name="nju",
+        title=N_("Nanjing University"),
+        defaults_base="https://mirror.nju.edu.cn/anaconda",
+        cloud_base="https://mirror.nju.edu.cn/anaconda/cloud",
+        cloud_channels=_EDU_CLOUD,
+        pypi="https://mirror.nju.edu.cn/pypi/web/simple",
+    ),
+    Mirror(
+        name="aliyun",
+        title=N_("Alibaba Cloud"),
+        defaults_base="https://mirrors.aliyun.com/anaconda",
+        cloud_base="https://mirrors.aliyun.com/anaconda/cloud",
+        cloud_channels=_EDU_CLOUD,
+        pypi="https://mirrors.aliyun.com/pypi/simple/",
+    ),
+    Mirror(
+        name="ustc",
+        title=N_("University of Science and Technology of China"),
+        defaults_base=None,
+        cloud_base="https://mirrors.ustc.edu.cn/anaconda/cloud",
+        cloud_channels=("conda-forge", "bioconda"),
+        pypi="https://mirrors.ustc.edu.cn/pypi/simple",
+        note=N_(
+            "USTC mirrors conda-forge and bioconda only: `defaults` (main, r) still comes from "
+            "upstream, and pytorch is not mirrored."
+        ),
+    ),
+    Mirror(
+        name="official",
+        title=N_("Upstream (Anaconda, conda-forge, PyPI)"),
+        defaults_base="https://repo.anaconda.com",
+        cloud_base=None,
+        pypi="https://pypi.org/simple",
+        note=N_(
+            "Upstream `defaults` (repo.anaconda.com) may ask you to accept Anaconda's terms of "
+            "service (CondaToSNonInteractiveError); conda-forge does not."
+        ),
+    ),
+)
+
+_BY_NAME = {m.name: m for m in MIRRORS}
+_BY_NAME.update({alias: m for m in MIRRORS for alias in m.aliases})
+
+
+def names() -> list[str]:
+    """Every mirror name, in registry order (aliases not included)."""
+    return [m.name for m in MIRRORS]
+
+
+def get(name: str) -> Optional[Mirror]:
+    """The mirror called `name` (or one of its aliases), case-insensitive; None when unknown."""
+    return _BY_NAME.get(name.strip().lower())
+
+
+def mirror_of_url(url: str) -> Optional[Mirror]:
+    """The known mirror that `url` points into, or None (upstream URLs give `official`)."""
+    normalized = url.strip().rstrip("/")
+    if normalized.startswith("http://"):
+        normalized = "https://" + normalized[len("http://"):]
+    best: tuple[int, Optional[Mirror]] = (0, None)
+    for mirror in MIRRORS:
+        for prefix in mirror.url_prefixes():
+            if (normalized == prefix or normalized.startswith(prefix + "/")) and len(prefix) > best[0]:
+                best = (len(prefix), mirror)
+    return best[1]

@@ -1,0 +1,78 @@
+"""Output for people and for programs: aligned tables, colour (only on a terminal, never with
+NO_COLOR), and JSON. Library modules return data; only commands call these."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import unicodedata
+from typing import Any, Iterable, Sequence, TextIO
+
+import click
+
+STATUS_COLOURS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "bright_black"}
+
+
+def colour_enabled(stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def style(text: str, fg: str | None = None, bold: bool = False, *, err: bool = False) -> str:
+    """`text` coloured when the target stream allows it, unchanged otherwise."""
+    if not colour_enabled(sys.stderr if err else sys.stdout):
+        return text
+    return click.style(text, fg=fg, bold=bold)
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print for a person; never fails on a console that cannot show a character."""
+    stream = click.get_text_stream("stderr" if err else "stdout")
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.encode(encoding, errors="replace").decode(encoding, errors="replace")
+    click.echo(text, err=err, nl=nl, color=None)
+
+
+def print_json(data: Any) -> None:
+    """Print one JSON object on stdout (ASCII-only, so any console can show it)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=True, default=str))
+
+
+def width(text: str) -> int:
+    """Columns `text` takes on a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, columns: int) -> str:
+    """`text` padded with spaces to `columns` terminal columns."""
+    return text + " " * max(0, columns - width(text))
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, indent: int = 0) -> str:
+    """Rows aligned in columns (CJK-aware); the last column is never padded."""
+    all_rows = [list(header)] if header else []
+    all_rows += [list(r) for r in rows]
+    if not all_rows:
+        return ""
+    ncols = max(len(r) for r in all_rows)
+    widths = [max((width(r[i]) for r in all_rows if i < len(r)), default=0) for i in range(ncols)]
+    lines = []
+    for row in all_rows:
+        cells = [pad(cell, widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        lines.append(" " * indent + "  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def key_values(pairs: Iterable[tuple[str, str]], indent: int = 2) -> str:
+    """"label  value" lines with the values aligned."""
+    return table([[k, v] for k, v in pairs], indent=indent)

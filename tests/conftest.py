@@ -1,0 +1,79 @@
+"""Shared test fixtures. Every test runs with a fake home: HOME, USERPROFILE, XDG_CONFIG_HOME,
+CONDARC and PATH point into `tmp_path`, so nothing here can read or change the real user's files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cnnsetup.cli import cli
+from cnnsetup.i18n import set_language
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+CONDA_GOLDEN = SHARED / "conda-golden"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty home directory for every test, and a PATH that holds only `tmp_path/bin`."""
+    home = tmp_path / "home"
+    home.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in list(os.environ):
+        if name.startswith(("CONDA", "PIP_", "CNNSETUP_", "LC_")) or name in (
+            "LANGUAGE", "NO_COLOR", "VIRTUAL_ENV", "_CE_CONDA", "_CE_M",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("CONDARC", str(tmp_path / "no-such-condarc" / ".condarc"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    set_language("en")
+    return home
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path) -> Path:
+    """The only folder on PATH: tests put stand-in programs (conda, nvidia-smi) here."""
+    return tmp_path / "bin"
+
+
+def write_program(path: Path, body: str) -> Path:
+    """Write a small Python program that stands in for a missing executable (conda, nvidia-smi)."""
+    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body), encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def invoke():
+    """Run the cnnsetup CLI in this process: `invoke("mirror", "list")` -> click's Result."""
+
+    def _invoke(*args: str, input: str | None = None, env: dict | None = None):
+        return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+
+    return _invoke
+
+
+def run_cnnsetup(*args: str, env: dict | None = None, timeout: float = 120,
+                 cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m cnnsetup ARGS` as a real process, with this checkout on PYTHONPATH."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO_ROOT)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnsetup", *args],
+        capture_output=True, text=True, encoding="utf-8", errors="replace",
+        env=full_env, timeout=timeout, cwd=cwd,
+    )
