@@ -1,0 +1,51 @@
+"""The shape of a machine report: what `cnnsetup info --json` prints, what `cnnsetup verify
+--json` / `--report FILE` and `cnnsetup onboard` write, and what `cnnsetup report` merges.
+
+Reports travel between machines and versions: keep the shape stable, add fields rather than
+rename them, and bump SCHEMA_VERSION's number when a field changes meaning. Readers accept
+every version listed in READABLE_VERSIONS and treat a missing field as unknown.
+
+Top level (every key present, values may be null):
+
+    schema            "cnnsetup-report/1"
+    kind              "info" | "verify" | "onboard"
+    ok                bool: no check has status "fail"
+    host, user        the machine's host name and the user name (a machine = host + user)
+    created           ISO 8601 time with offset, e.g. "2026-11-27T21:43:26+08:00"
+    cnnsetup_version  str
+    duration_s        float, whole run
+
+    system   {os, os_version, os_release, arch, cpu_model, cpu_cores_physical,
+              cpu_cores_logical, ram_total_bytes, ram_available_bytes,
+              disk_free_home_bytes, disk_free_pkgs_bytes}
+    python   {version, bits, executable, implementation, env_kind ("venv"|"conda"|"system"),
+              env_name, pip_matches (bool|null), pip_python}
+    conda    {found, path, version, base, active_env, error}
+    torch    {installed, importable, version, cuda (CUDA it was built for, null = CPU-only),
+              cudnn, arch_list, cuda_available, devices [{index, name, capability "8.6",
+              memory_bytes}], mps_built, mps_available, numpy_version, import_warnings [str],
+              error (exact import error text or null), probe_seconds}
+    nvidia   {found, driver_version, cuda_version (highest the driver supports), error}
+    gpus     [{index, name, driver_version, memory_total_mib, compute_cap "8.6"}]  (nvidia-smi)
+    mirror   {conda: mirror name | null, pip: mirror name | null}
+    checks   [{id, status ("pass"|"warn"|"fail"|"skip"), summary, fix (command | null)}]
+    training [{device ("cpu", "cuda:0", "mps", "ddp:gloo:2"...), device_name, ok,
+               val_accuracy (0..1), epochs, seconds, samples_per_s, error}]
+
+`onboard` adds `onboard: {steps: [{name, status, detail}]}`.
+Text in `summary` and `detail` is in the language the report was made in; ids, commands, URLs and
+paths never are translated.
+"""
+
+from __future__ import annotations
+
+SCHEMA_PREFIX = "cnnsetup-report/"
+SCHEMA_VERSION = SCHEMA_PREFIX + "1"
+READABLE_VERSIONS = (SCHEMA_VERSION,)
+
+TOP_LEVEL_KEYS = (
+    "schema", "kind", "ok", "host", "user", "created", "cnnsetup_version", "duration_s",
+    "system", "python", "conda", "torch", "nvidia", "gpus", "mirror", "checks", "training",
+)
+
+STATUSES = ("pass", "warn", "fail", "skip")
