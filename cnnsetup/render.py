@@ -34,7 +34,7 @@ def style(text: str, fg: str | None = None, bold: bool = False, *, err: bool = F
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     """Print for a person; never fails on a console that cannot show a character."""
-    stream = click.get_text_stream("stderr" if err else "stdout")
+    stream = sys.stderr if err else sys.stdout
     encoding = getattr(stream, "encoding", None) or "utf-8"
     try:
         text.encode(encoding)
