@@ -20,6 +20,7 @@ from cnnsetup.render import echo
 # name -> "module:attribute" of the click command; imported on first use.
 COMMANDS = {
     "mirror": "cnnsetup.commands.mirror:mirror",
+    "report": "cnnsetup.commands.report:report",
 }
 
 
