@@ -29,7 +29,7 @@ MO_PATH = PO_PATH.with_suffix(".mo")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 HEADER = """\
 # Chinese (Simplified) messages for cnnsetup.
-# Terms follow GLOSSARY.zh.md beside this file; regenerate with scripts/update_catalog.py."""
+# Terms follow cnnsetup/locale/GLOSSARY.zh.md; regenerate with scripts/update_catalog.py."""
 
 
 def extract() -> Catalog:

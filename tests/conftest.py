@@ -39,6 +39,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("LANG", "C.UTF-8")
     set_language("en")
+    monkeypatch.delenv("LANGUAGE", raising=False)  # set_language sets it for click's messages
     return home
 
 
@@ -69,6 +70,7 @@ def run_cnnsetup(*args: str, env: dict | None = None, timeout: float = 120,
                  cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m cnnsetup ARGS` as a real process, with this checkout on PYTHONPATH."""
     full_env = dict(os.environ)
+    full_env.pop("LANGUAGE", None)  # left by an in-process --lang; a fresh process chooses anew
     full_env["PYTHONPATH"] = str(REPO_ROOT)
     if env:
         full_env.update(env)

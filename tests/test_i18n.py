@@ -1,0 +1,116 @@
+"""Every message exists in Chinese and English; the language follows --lang, CNNSETUP_LANG, then
+the locale; output never crashes on a console that cannot show a character."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cnnsetup import i18n
+from cnnsetup.i18n import UNTRANSLATED_MARK, language_from_environment
+from tests.conftest import REPO_ROOT, run_cnnsetup
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "en"),
+        ({"LANG": "zh_CN.UTF-8"}, "zh"),
+        ({"LANG": "zh_TW.Big5"}, "zh"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({"LANG": "C.UTF-8"}, "en"),
+        ({"LC_ALL": "zh_CN.GBK", "LANG": "en_US.UTF-8"}, "zh"),
+        ({"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh"),
+        ({"LANGUAGE": "en_US:zh_CN", "LANG": "zh_CN.UTF-8"}, "en"),
+        ({"CNNSETUP_LANG": "en", "LANG": "zh_CN.UTF-8"}, "en"),
+        ({"CNNSETUP_LANG": "zh"}, "zh"),
+        ({"LC_ALL": "", "LANG": "zh_CN.UTF-8"}, "zh"),  # empty variables are skipped, as gettext does
+    ],
+)
+def test_language_follows_the_environment_the_way_gettext_reads_it(env, expected):
+    assert language_from_environment(env, platform="linux") == expected
+
+
+def test_on_windows_the_ui_language_decides_when_no_variable_is_set(monkeypatch):
+    monkeypatch.setattr(i18n, "_windows_ui_language", lambda: "zh_CN")
+    assert language_from_environment({}, platform="win32") == "zh"
+    monkeypatch.setattr(i18n, "_windows_ui_language", lambda: "en_GB")
+    assert language_from_environment({}, platform="win32") == "en"
+
+
+def test_the_catalog_is_complete_and_the_compiled_catalog_is_up_to_date():
+    pytest.importorskip("babel")
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "update_catalog.py"), "--check"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_lang_option_switches_help_and_click_messages_to_chinese(invoke):
+    result = invoke("--lang", "zh", "mirror", "--help")
+    assert result.exit_code == 0
+    assert "用法" in result.stdout
+    assert "镜像源" in result.stdout
+
+
+def test_lang_en_keeps_english_even_under_a_chinese_locale(invoke):
+    result = invoke("--lang", "en", "mirror", "--help", env={"LANG": "zh_CN.UTF-8"})
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+    assert "Point conda (and pip) at a mirror" in result.stdout
+
+
+def test_chinese_locale_is_used_without_the_option():
+    done = run_cnnsetup("mirror", "tsinghua", "--dry-run", env={"LANG": "zh_CN.UTF-8"})
+    assert done.returncode == 0, done.stderr
+    assert "清华" in done.stdout
+
+
+def test_usage_errors_are_translated_too():
+    done = run_cnnsetup("--lang", "zh", "mirror", "no-such-mirror")
+    assert done.returncode == 2
+    assert "no-such-mirror" in done.stderr
+    assert "tsinghua" in done.stderr
+    assert "Unknown mirror" not in done.stderr
+
+
+CHINESE_COMMANDS = [
+    ["--help"],
+    ["mirror", "--help"],
+    ["mirror", "list"],
+    ["mirror", "tsinghua", "--dry-run"],
+    ["mirror", "tsinghua", "--no-clean"],
+    ["mirror", "tsinghua", "--no-clean"],
+    ["mirror", "official", "--no-clean"],
+    ["mirror", "restore"],
+    ["mirror", "restore"],
+]
+
+
+@pytest.mark.parametrize("how", ["LANG", "--lang"])
+def test_chinese_output_holds_no_untranslated_message(how):
+    env = {"CNNSETUP_I18N_CHECK": "1"}
+    prefix: list[str] = []
+    if how == "LANG":
+        env["LANG"] = "zh_CN.UTF-8"
+    else:
+        prefix = ["--lang", "zh"]
+    for args in CHINESE_COMMANDS:
+        done = run_cnnsetup(*prefix, *args, env=env)
+        output = done.stdout + done.stderr
+        assert UNTRANSLATED_MARK not in output, (args, output)
+        assert "Traceback" not in output, (args, output)
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "ascii"])
+def test_output_never_crashes_on_a_narrow_console(encoding):
+    for args in (["--lang", "zh", "mirror", "list"], ["--lang", "zh", "--help"],
+                 ["--lang", "zh", "mirror", "tsinghua", "--dry-run"],
+                 ["--lang", "zh", "mirror", "nope"]):
+        done = run_cnnsetup(*args, env={"PYTHONIOENCODING": encoding})
+        assert done.returncode in (0, 2), (args, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert "UnicodeEncodeError" not in done.stderr
