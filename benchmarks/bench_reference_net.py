@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from reference_net.model import build_model
-from reference_net.smoke import SMOKE, smoke_data
+from reference_net.smoke import SMOKE, run_smoke, smoke_data
 from reference_net.train import evaluate, make_optimizer, set_lr, train
 
 
@@ -57,12 +57,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for both loops (default: torch's own choice)")
+                        help="torch threads for both loops (default: as run_smoke chooses)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = SMOKE
+    # The thread count run_smoke would choose, used by both loops.
+    threads = args.threads or min(torch.get_num_threads(), cfg.max_threads)
+    torch.set_num_threads(threads)
     samples = cfg.n_train * cfg.epochs
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
           f"smoke: {cfg.n_train} train / {cfg.n_val} val images, {cfg.epochs} epochs, "
@@ -74,12 +75,10 @@ def main() -> None:
     rows, ratios, ratios_total = [], [], []
     for seed in range(args.rounds):
         def ours():
+            # Exactly what `cnnsetup verify` runs: data generation, model, training, validation.
             started = time.perf_counter()
-            data = smoke_data(seed)
-            data_s = time.perf_counter() - started
-            result = train(build_model(cfg.net, seed=seed), data, device=args.device,
-                           epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed, lr=cfg.lr)
-            return data_s, result, time.perf_counter() - started
+            result = run_smoke(args.device, seed=seed, threads=threads)
+            return result.data_seconds, result, time.perf_counter() - started
 
         def plain():
             data = smoke_data(seed)
@@ -117,6 +116,9 @@ def main() -> None:
     print(f"throughput ratio, training loop  train()/plain = {ratio:.3f}   goal >= 0.9   "
           f"{'PASS' if ratio >= 0.9 else 'FAIL'}")
     print(f"throughput ratio, whole call (incl. validation) = {ratio_total:.3f}")
+    # Other jobs only ever slow a run down, so the fastest round of each is the least disturbed.
+    best = max(r[5] for r in rows) / max(r[6] for r in rows)
+    print(f"throughput ratio, fastest round of each = {best:.3f}")
 
 
 if __name__ == "__main__":

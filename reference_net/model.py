@@ -13,7 +13,7 @@ from torch import nn
 
 from reference_net.config import NetConfig
 from reference_net.pooling import AdaptivePool2d, GlobalPool2d, Pool2d, SpatialPyramidPool
-from reference_net.shapes import LayerInfo
+from reference_net.shapes import LayerInfo, output_size
 
 __all__ = ["NetConfig", "ReferenceNet", "build_model", "count_layers", "layer_summary"]
 
@@ -41,7 +41,8 @@ class ReferenceNet(nn.Sequential):
             layers[f"relu{i}"] = nn.ReLU()
             layers[f"pool{i}"] = _pool(config)
             channels = width
-            size = (size + 2 * config.padding - config.kernel_size + 1) // config.pool_size
+            size = output_size(size, config.kernel_size, 1, config.padding, mode="floor")
+            size = output_size(size, config.pool_size, config.pool_size, 0, mode="floor")
         layers["flatten"] = nn.Flatten()
         features = channels * size * size
         if config.hidden:

@@ -30,6 +30,8 @@ class SmokeConfig:
     lr: float = 1e-2  # Adam's initial learning rate, decaying linearly to 0
     seed: int = 0  # data, initial weights and batch order
     target_accuracy: float = 0.99  # validation accuracy a working installation reaches
+    max_threads: int = 4  # torch CPU threads at most: batches this small gain nothing from more,
+    # and on a many-core machine the cost of waking every thread for each small op dominates
 
 
 SMOKE = SmokeConfig()
@@ -51,13 +53,19 @@ def run_smoke(
     """Generate the data, build the network from `seed` and train it on `device`.
 
     `epochs` and `seed` default to the configuration's. `progress(done_steps, total_steps)` is
-    called before the first step and after every step. `threads` fixes torch's CPU thread count
-    for the run only (None: torch's own choice). The result's `val_accuracy` is to be compared
-    with `config.target_accuracy`; `data_seconds` holds the time spent generating the data."""
+    called before the first step and after every step (an exception it raises stops training and
+    propagates). `threads` sets torch's CPU thread count for this run only, restored afterwards
+    (None: torch's own count, capped at `config.max_threads`; processes sharing the cores, as in
+    distributed training, should pass cores // processes). The result's `val_accuracy` is to be
+    compared with `config.target_accuracy`; `data_seconds` holds the time spent generating data."""
     from reference_net.model import build_model
     from reference_net.train import train
 
+    import torch
+
     seed = config.seed if seed is None else seed
+    if threads is None:
+        threads = min(torch.get_num_threads(), config.max_threads)
     started = time.perf_counter()
     data = smoke_data(seed, config)
     data_seconds = time.perf_counter() - started

@@ -19,7 +19,8 @@ from reference_net.data import ShapesData
 
 Progress = Callable[[int, int], None]
 """progress(done_steps, total_steps): called once with (0, total) before the first step and then
-after every optimisation step; done_steps == total_steps after the last one."""
+after every optimisation step; done_steps == total_steps after the last one. An exception it
+raises stops training and propagates to the caller (a way to enforce a time limit)."""
 
 
 @dataclass
