@@ -20,6 +20,7 @@ from cnnsetup.render import echo
 # name -> "module:attribute" of the click command; imported on first use.
 COMMANDS = {
     "mirror": "cnnsetup.commands.mirror:mirror",
+    "explain": "cnnsetup.commands.explain:explain",
     "report": "cnnsetup.commands.report:report",
 }
 
@@ -80,8 +81,9 @@ def cli() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run cnnsetup on `argv` and return its exit status (tests call this directly)."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="cnnsetup",
-                 standalone_mode=False)
+        # Outside standalone mode click returns (not raises) the status of a ctx.exit(N).
+        status = cli.main(args=list(argv) if argv is not None else None, prog_name="cnnsetup",
+                          standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.ClickException as error:  # usage errors: exit 2
@@ -90,4 +92,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.Abort:
         echo(_("Aborted."), err=True)
         return EXIT_FAILURE
-    return 0
+    return status if isinstance(status, int) else 0

@@ -1,0 +1,77 @@
+"""The smoke test: the reference network trained on the synthetic shapes in about a second.
+
+`cnnsetup verify` calls `run_smoke(device)` on every device and passes when the validation accuracy
+reaches `SMOKE.target_accuracy`. Importing this module does not import torch (only `run_smoke`
+does), so a process can read the configuration before deciding to train.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from reference_net.config import NetConfig
+
+if TYPE_CHECKING:
+    from reference_net.data import ShapesData
+    from reference_net.train import TrainResult
+
+
+@dataclass(frozen=True)
+class SmokeConfig:
+    """Everything that decides a smoke run; the defaults train in about a second on 2 CPU cores."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    n_train: int = 3000  # training images
+    n_val: int = 1000  # validation images, never trained on
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 1e-2  # Adam's initial learning rate, decaying linearly to 0
+    seed: int = 0  # data, initial weights and batch order
+    target_accuracy: float = 0.99  # validation accuracy a working installation reaches
+    max_threads: int = 4  # torch CPU threads at most: batches this small gain nothing from more,
+    # and on a many-core machine the cost of waking every thread for each small op dominates
+
+
+SMOKE = SmokeConfig()
+
+
+def smoke_data(seed: int | None = None, config: SmokeConfig = SMOKE) -> ShapesData:
+    """The smoke data set for `seed` (default: the configuration's)."""
+    from reference_net.data import make_data
+
+    return make_data(config.n_train, config.n_val, size=config.net.input_size,
+                     classes=config.net.classes, seed=config.seed if seed is None else seed)
+
+
+def run_smoke(
+    device: str = "cpu", *, epochs: int | None = None, seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None, threads: int | None = None,
+    config: SmokeConfig = SMOKE,
+) -> TrainResult:
+    """Generate the data, build the network from `seed` and train it on `device`.
+
+    `epochs` and `seed` default to the configuration's. `progress(done_steps, total_steps)` is
+    called before the first step and after every step (an exception it raises stops training and
+    propagates). `threads` sets torch's CPU thread count for this run only, restored afterwards
+    (None: torch's own count, capped at `config.max_threads`; processes sharing the cores, as in
+    distributed training, should pass cores // processes). The result's `val_accuracy` is to be
+    compared with `config.target_accuracy`; `data_seconds` holds the time spent generating data."""
+    from reference_net.model import build_model
+    from reference_net.train import train
+
+    import torch
+
+    seed = config.seed if seed is None else seed
+    if threads is None:
+        threads = min(torch.get_num_threads(), config.max_threads)
+    started = time.perf_counter()
+    data = smoke_data(seed, config)
+    data_seconds = time.perf_counter() - started
+    model = build_model(config.net, seed=seed)
+    result = train(model, data, device=device, epochs=config.epochs if epochs is None else epochs,
+                   batch_size=config.batch_size, seed=seed, lr=config.lr, progress=progress,
+                   threads=threads)
+    result.data_seconds = data_seconds
+    return result
