@@ -1,0 +1,184 @@
+"""The proof tasks `cnnsetup verify` hands the torch worker, one device per task.
+
+They run inside the worker process (`cnnsetup.machine.worker`), which has already imported torch
+for the probe, so the whole of `verify` pays for one torch import. Each returns plain JSON data;
+the parent (`cnnsetup.machine.verify`) turns it into checks. Progress goes to stderr as lines
+`PROGRESS_PREFIX <device> <done> <total>`, which the parent draws as a bar.
+
+Imports here are the standard library only; torch and reference_net are imported inside the
+tasks, because the worker must start (and report) even where they are broken.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from typing import Any
+
+PROGRESS_PREFIX = "@cnnsetup-progress"
+
+# Tolerances, stated so the report can quote them.
+CONV_TOLERANCE = 1e-5  # definition-based convolution vs conv2d (float64 on CPU/CUDA)
+GPU_CPU_TOLERANCE = 1e-3  # same weights, same input: logits on the GPU vs the CPU (float32;
+# cuDNN may pick other algorithms and TF32 on Ampere and newer: 1e-3 absolute covers both)
+
+
+def _unavailable(torch: Any, device: str) -> str | None:
+    """Why `device` cannot be used, or None when it can."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return None
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return "torch sees no CUDA device"
+        if index and int(index) >= torch.cuda.device_count():
+            return f"torch sees {torch.cuda.device_count()} CUDA device(s), not {device}"
+        return None
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            return "MPS is not available"
+        return None
+    return f"unknown device {device!r}"
+
+
+def _device_name(torch: Any, device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    if device == "mps":
+        return "Apple GPU (MPS)"
+    import platform
+
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def conv_check(device: str = "cpu", cases: int = 20, seed: int = 0) -> dict:
+    """Convolution by definition vs `conv2d` on `device`; on a GPU also GPU vs CPU."""
+    import torch
+
+    reason = _unavailable(torch, device)
+    if reason:
+        return {"device": device, "skipped": True, "reason": reason}
+    from reference_net.conv import check_against_torch
+
+    started = time.perf_counter()
+    error = check_against_torch(device=device, cases=cases, seed=seed)
+    result = {
+        "device": device,
+        "skipped": False,
+        "cases": cases,
+        "max_abs_error": error,
+        "tolerance": CONV_TOLERANCE,
+        "ok": error <= CONV_TOLERANCE,
+    }
+    if device != "cpu":
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(4, 3, 16, 16, generator=generator)
+        w = torch.randn(8, 3, 3, 3, generator=generator)
+        on_cpu = torch.nn.functional.conv2d(x, w, padding=1)
+        on_device = torch.nn.functional.conv2d(x.to(device), w.to(device), padding=1).cpu()
+        diff = (on_cpu - on_device).abs().max().item()
+        result.update(gpu_cpu_max_diff=diff, gpu_cpu_ok=diff <= GPU_CPU_TOLERANCE)
+        result["ok"] = result["ok"] and result["gpu_cpu_ok"]
+    result["seconds"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def train(device: str = "cpu", epochs: int | None = None, seed: int = 0,
+          progress: bool = False) -> dict:
+    """Train and validate the smoke network on `device`; then the checkpoint round trip and, on a
+    GPU, the agreement of its outputs with the CPU's for the same seed and initial weights."""
+    import torch
+
+    reason = _unavailable(torch, device)
+    if reason:
+        return {"device": device, "skipped": True, "reason": reason}
+    from reference_net.model import build_model
+    from reference_net.smoke import SMOKE, run_smoke
+
+    report = _progress_reporter(device) if progress else None
+    result = run_smoke(device, epochs=epochs, seed=seed, progress=report)
+    model = result.model
+    out = {
+        "device": device,
+        "device_name": _device_name(torch, device),
+        "skipped": False,
+        "val_accuracy": result.val_accuracy,
+        "target": SMOKE.target_accuracy,
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 4),
+        "data_seconds": round(result.data_seconds or 0.0, 4),
+        "samples_per_s": round(result.samples_per_s, 1),
+        "train_loss": [round(x, 6) for x in result.train_loss],
+    }
+    out["ok"] = result.val_accuracy >= SMOKE.target_accuracy
+    out["checkpoint"] = _checkpoint_round_trip(torch, model, device, seed)
+    if device != "cpu":
+        out["cpu_agreement"] = _agrees_with_cpu(torch, build_model, SMOKE.net, device, seed)
+    return out
+
+
+def _progress_reporter(device: str):
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done in (0, total) or now - last[0] >= 0.1:
+            last[0] = now
+            sys.stderr.write(f"{PROGRESS_PREFIX} {device} {done} {total}\n")
+            sys.stderr.flush()
+
+    return report
+
+
+def _fixed_batch(torch: Any, seed: int):
+    from reference_net.smoke import SMOKE
+
+    net = SMOKE.net
+    generator = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(64, net.in_channels, net.input_size, net.input_size, generator=generator)
+
+
+def _checkpoint_round_trip(torch: Any, model: Any, device: str, seed: int) -> dict:
+    """Save the trained weights, load them with weights_only=True into a fresh network, and
+    compare predictions on the same batch: they must be identical."""
+    from reference_net.model import build_model
+    from reference_net.smoke import SMOKE
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, map_location=device, weights_only=True)
+    fresh = build_model(SMOKE.net, seed=seed + 12345).to(device)
+    fresh.load_state_dict(state)
+    model.eval()
+    fresh.eval()
+    batch = _fixed_batch(torch, seed).to(device)
+    with torch.no_grad():
+        before = model(batch)
+        after = fresh(batch)
+    identical = bool(torch.equal(before, after))
+    return {"ok": identical, "bytes": len(buffer.getvalue()),
+            "max_abs_diff": (before - after).abs().max().item()}
+
+
+def _agrees_with_cpu(torch: Any, build_model: Any, net: Any, device: str, seed: int) -> dict:
+    """The same seed gives the same initial weights on both devices, and outputs that agree."""
+    cpu_model = build_model(net, seed=seed).eval()
+    dev_model = build_model(net, seed=seed).to(device).eval()
+    same_init = all(
+        torch.equal(a, b.cpu()) for a, b in zip(cpu_model.state_dict().values(),
+                                                  dev_model.state_dict().values())
+    )
+    batch = _fixed_batch(torch, seed)
+    with torch.no_grad():
+        diff = (cpu_model(batch) - dev_model(batch.to(device)).cpu()).abs().max().item()
+    return {"ok": same_init and diff <= GPU_CPU_TOLERANCE, "same_initial_weights": same_init,
+            "max_abs_diff": diff, "tolerance": GPU_CPU_TOLERANCE}
+
+
+TASKS = {
+    "conv_check": conv_check,
+    "train": train,
+}
