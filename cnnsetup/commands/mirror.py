@@ -72,3 +72,9 @@ def _switch_command(name: str) -> click.Command:
         return 1
 
     return switch
+
+
+from cnnsetup.commands.mirror_status import status_command, test_command  # noqa: E402
+
+mirror.add_command(status_command)
+mirror.add_command(test_command)
