@@ -151,3 +151,14 @@ def test_which_mirror_explains_the_urls():
     assert mirror_for_channels([f"{UPSTREAM}/main/linux-64",
                                 "https://mirrors.ustc.edu.cn/anaconda/cloud/conda-forge/noarch"]) == "ustc"
     assert mirror_for_channels(["https://conda.anaconda.org/nvidia/noarch"]) is None
+
+
+def test_on_windows_the_fix_for_a_variable_is_set_to_nothing(tmp_path, isolated_home, monkeypatch):
+    _write(isolated_home / ".condarc", TUNA_CONDARC)
+    monkeypatch.setenv("CONDA_DEFAULT_CHANNELS", f"{UPSTREAM}/main")
+    report = confirm_switch("tsinghua", None, platform="win32")
+    assert report.source == "computed"
+    [offender] = report.offenders
+    assert offender.fix_command == ["set", "CONDA_DEFAULT_CHANNELS="]
+    data = report.to_dict()
+    assert data["status"] == "unchecked" and data["offenders"][0]["responsible"] == "CONDA_DEFAULT_CHANNELS"

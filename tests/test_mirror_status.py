@@ -201,3 +201,15 @@ def test_status_does_not_import_network_modules():
                          env={"PYTHONPATH": str(REPO_ROOT), "HOME": str(REPO_ROOT / "no-home"),
                               "PATH": ""}, timeout=60)
     assert out.stderr.strip().endswith("[]"), out.stderr
+
+
+def test_a_file_conda_cannot_scan_is_shown_as_skipped(invoke, isolated_home):
+    broken = _write(isolated_home / ".conda" / "condarc", "channels:\n\t- defaults\n")
+    _write(isolated_home / ".condarc", TUNA_CONDARC)
+    result, data = _status_json(invoke)
+    assert result.exit_code == 0 and data["mirror"] == "tsinghua"
+    [entry] = [f for f in data["files"] if f["path"] == str(broken)]
+    assert entry["skipped"]["name"] == "ScannerError" and entry["loaded"] is False
+    assert data["warnings"][0].startswith(f"Ignoring configuration file ({broken}) due to error:")
+    human = invoke("mirror", "status")
+    assert f"conda skips {broken}" in human.stdout

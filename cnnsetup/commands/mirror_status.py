@@ -89,7 +89,7 @@ def _render_status(status) -> None:
         echo("  " + url)
     hidden = len(status.effective_channels) - MAX_CHANNEL_LINES
     if hidden > 0:
-        echo("  " + _("... and {count} more (see --json)").format(count=hidden))
+        echo("  " + _("... and {count} more (see {option})").format(count=hidden, option="--json"))
 
     echo()
     echo(_("Configuration files, in the order conda reads them:"))
@@ -99,10 +99,11 @@ def _render_status(status) -> None:
         keys = ", ".join(f.keys) or "-"
         mirrors = ", ".join(f.mirrors) or "-"
         if f.ignored:
-            state = _("ignored (conda reads only .condarc, condarc, *.yml, *.yaml)")
+            state = _("ignored (conda reads only files named {names})").format(
+                names=".condarc, condarc, *.yml, *.yaml")
         elif f.error:
             state = _("broken: {problem}").format(problem=f.error.describe())
-        elif f.warning:
+        elif f.skipped:
             state = _("skipped by conda (cannot be read)")
         elif not f.loaded:
             state = _("not loaded")
@@ -115,10 +116,12 @@ def _render_status(status) -> None:
         echo("  " + _("none: conda uses its built-in settings."))
     missing = len(status.files) - len(present)
     if missing:
-        echo("  " + _("({count} other places conda looks hold no file; see --json.)").format(
-            count=missing))
-    for warning in status.warnings:
-        echo(style(warning.splitlines()[0], fg="yellow"))
+        echo("  " + _("({count} other places conda looks hold no file; see {option}.)").format(
+            count=missing, option="--json"))
+    for f in status.files:
+        if f.skipped:
+            echo(style(_("conda skips {path} with a warning: {problem}").format(
+                path=f.path, problem=f.skipped.describe()), fg="yellow"))
 
     echo()
     if status.backup:

@@ -56,25 +56,25 @@ class CondaCall:
 
     def describe(self) -> str:
         """One translated sentence saying what happened."""
-        command = " ".join(self.args[1:]) if self.args else "conda"
+        command = " ".join(["conda", *self.args[1:]]) if self.args else "conda"
         if self.ok:
-            return _("`conda {command}` worked.").format(command=command)
+            return _("{command} worked.").format(command=command)
         if self.not_found:
             return _("conda was not found ({error}).").format(
                 error=self.error or (self.args[0] if self.args else "conda")
             )
         if self.timed_out:
-            return _("`conda {command}` did not finish within {seconds:g} seconds.").format(
+            return _("{command} did not finish within {seconds:g} seconds.").format(
                 command=command, seconds=self.timeout
             )
         if self.not_json:
-            return _("`conda {command}` printed something that is not JSON: {output}").format(
+            return _("{command} printed something that is not JSON: {output}").format(
                 command=command, output=self.output
             )
         detail = self.error or _("exit status {code}").format(code=self.returncode)
         if self.exception_name and self.exception_name not in detail:
             detail = f"{self.exception_name}: {detail}"
-        return _("`conda {command}` failed: {error}").format(command=command, error=detail)
+        return _("{command} failed: {error}").format(command=command, error=detail)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -79,8 +79,16 @@ class ReadFile:
 
     file: ConfigFile
     data: Optional[dict] = None
-    warning: str = ""  # conda's own warning when it skips the file ("Ignoring configuration...")
-    error: Optional[ConfigProblem] = None
+    skipped: Optional[ConfigProblem] = None  # why conda skips the file (and carries on)
+    error: Optional[ConfigProblem] = None  # why conda refuses to start
+
+    @property
+    def warning(self) -> str:
+        """conda's own warning when it skips the file, word for word (not translated: it is
+        what conda prints), or ""."""
+        if self.skipped is None:
+            return ""
+        return f"Ignoring configuration file ({self.file.path}) due to error:\n  {self.skipped.detail}"
 
     @property
     def loaded(self) -> bool:
@@ -211,7 +219,7 @@ def read_file(file: ConfigFile, encoding: Optional[str] = None) -> ReadFile:
         with open(file.path, "rb") as handle:
             raw = handle.read()
     except OSError as error:
-        result.warning = _("Could not read {path}: {error}").format(path=file.path, error=error)
+        result.skipped = ConfigProblem(type(error).__name__, file.path, detail=str(error))
         return result
     try:
         text = raw.decode(encoding)
@@ -222,8 +230,7 @@ def read_file(file: ConfigFile, encoding: Optional[str] = None) -> ReadFile:
     try:
         loaded = _yaml().load(text)
     except (ScannerError, ReaderError) as error:
-        problem = _problem(error, file.path)
-        result.warning = f"Ignoring configuration file ({file.path}) due to error:\n  {problem.describe()}"
+        result.skipped = _problem(error, file.path)
         return result
     except YAMLError as error:
         result.error = _problem(error, file.path)
@@ -231,7 +238,8 @@ def read_file(file: ConfigFile, encoding: Optional[str] = None) -> ReadFile:
     if loaded is None:
         return result
     if not isinstance(loaded, dict):
-        result.warning = f"Ignoring configuration file ({file.path}): not a mapping"
+        result.skipped = ConfigProblem("NotAMapping", file.path,
+                                       detail=f"top level is a {type(loaded).__name__}")
         return result
     result.data = _plain(loaded)
     return result

@@ -34,14 +34,15 @@ class FileStatus:
     keys: list[str]
     mirrors: list[str]
     loaded: bool
-    warning: str = ""
+    skipped: Optional[ConfigProblem] = None
     error: Optional[ConfigProblem] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path, "origin": self.origin, "exists": self.exists, "kind": self.kind,
             "ignored": self.ignored or None, "keys": self.keys, "mirrors": self.mirrors,
-            "loaded": self.loaded, "warning": self.warning or None,
+            "loaded": self.loaded,
+            "skipped": self.skipped.to_dict() if self.skipped else None,
             "error": self.error.to_dict() if self.error else None,
         }
 
@@ -144,7 +145,7 @@ def _file_status(read: ReadFile, loaded_keys: Optional[set[str]]) -> FileStatus:
     return FileStatus(
         path=read.file.path, origin=read.file.origin, exists=read.file.exists,
         kind=read.file.kind, ignored=read.file.ignored, keys=read.keys,
-        mirrors=file_mirrors(read.data), loaded=loaded, warning=read.warning, error=read.error,
+        mirrors=file_mirrors(read.data), loaded=loaded, skipped=read.skipped, error=read.error,
     )
 
 
