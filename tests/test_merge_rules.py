@@ -33,6 +33,8 @@ def test_a_system_file_adds_upstream_urls_after_the_users_mirror(tmp_path):
     assert (source.channel, source.channel_source) == ("defaults", str(user))
     assert (source.key, source.key_source) == ("default_channels", str(etc))
     assert effective.source_of(f"{TUNA}/pkgs/r").key_source == str(user)
+    assert effective.responsible_for(f"{UPSTREAM}/main/noarch") == str(etc)
+    assert effective.responsible_for("https://elsewhere.example/x") is None
 
 
 def test_a_url_pasted_into_channels_is_attributed_to_its_file(tmp_path):
@@ -43,6 +45,7 @@ def test_a_url_pasted_into_channels_is_attributed_to_its_file(tmp_path):
     effective = _compute(home)
     source = effective.source_of("https://repo.anaconda.com/pkgs/main")
     assert (source.key, source.channel_source) == ("channels", str(other))
+    assert effective.responsible_for("https://repo.anaconda.com/pkgs/main/noarch") == str(other)
     assert source.channel == "https://repo.anaconda.com/pkgs/main/"
 
 

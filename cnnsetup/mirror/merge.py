@@ -167,6 +167,14 @@ class Effective:
             "show_channel_urls": self.show_channel_urls.value,
         }
 
+    def responsible_for(self, url: str) -> Optional[str]:
+        """The file path or `CONDA_*` variable that makes conda search `url` (BUILTIN when
+        conda's own defaults do), or None when `url` is not in the effective list."""
+        source = self.source_of(url)
+        if source is None:
+            return None
+        return source.channel_source if source.key == "channels" else source.key_source
+
     def source_of(self, url: str) -> Optional[UrlSource]:
         """Who put `url` (with or without its platform folder) into the effective list."""
         wanted = url.rstrip("/")
