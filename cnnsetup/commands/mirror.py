@@ -277,3 +277,9 @@ def _restore_json(result: RestoreResult) -> dict:
         "removed": result.removed,
         "kept_aside": str(result.kept_aside) if result.kept_aside else None,
     }
+
+
+from cnnsetup.commands.mirror_status import status_command, test_command  # noqa: E402
+
+mirror.add_command(status_command)
+mirror.add_command(test_command)

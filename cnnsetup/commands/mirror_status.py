@@ -1,0 +1,162 @@
+"""`cnnsetup mirror status` and `cnnsetup mirror test`: which mirror conda really uses and why;
+how fast each mirror answers from here."""
+
+from __future__ import annotations
+
+import click
+
+from cnnsetup.commands.base import command, json_option, option
+from cnnsetup.i18n import N_, _
+from cnnsetup.render import echo, print_json, style, table
+
+# One screen: longer lists are cut with a count of what was left out.
+MAX_CHANNEL_LINES = 10
+
+
+@command("status", help=N_("Show which mirror conda really uses, and which file makes it so."))
+@option("--conda", "conda_path", metavar="PATH", help=N_("The conda executable to ask."))
+@option("--condarc", metavar="PATH",
+        help=N_("The file cnnsetup edits (for the backup check; default: ~/.condarc)."))
+@json_option
+def status_command(conda_path: str | None, condarc: str | None, as_json: bool) -> int:
+    from cnnsetup.mirror.status import collect_status
+
+    status = collect_status(conda=conda_path, condarc=condarc)
+    if as_json:
+        print_json(status.to_dict())
+    else:
+        _render_status(status)
+    return 0 if status.ok else 1
+
+
+def _mirror_words(name: str | None) -> str:
+    from cnnsetup.mirror import registry
+
+    mirror = registry.get(name) if name else None
+    if mirror is None:
+        return _("no single mirror (a mix, or unknown servers)")
+    return f"{mirror.name} ({_(mirror.title)})"
+
+
+def _render_status(status) -> None:
+    from cnnsetup.mirror.search_path import origin_label
+
+    if status.effective_channels:
+        echo(_("conda uses: {mirror}").format(mirror=style(_mirror_words(status.mirror), bold=True)))
+    else:
+        echo(style(_("conda searches no channels: no file it reads sets {key} (since conda 25.9 "
+                     "that means none).").format(key="channels"), fg="yellow"))
+        echo(_("To use a mirror: {command}").format(command="cnnsetup mirror tsinghua"))
+    if status.source == "conda":
+        echo(_("Checked with {command} (conda {version}, {path}).").format(
+            command="conda info --json", version=status.conda_version or "?", path=status.conda))
+    else:
+        if status.conda_error:
+            echo(style(status.conda_error, fg="yellow"))
+        elif status.conda is None:
+            echo(_("conda was not found; this is cnnsetup's reading of the files."))
+        echo(_("Computed from the configuration files, not checked with conda."))
+    if status.config_error:
+        echo(style(_("conda would refuse to start: {problem}").format(
+            problem=status.config_error.describe()), fg="red"), err=True)
+
+    if status.reasons:
+        echo()
+        echo(_("Why:"))
+        rows = []
+        for reason in status.reasons:
+            why = ""
+            if reason.source is not None:
+                src = reason.source
+                who = src.channel_source if src.key == "channels" else src.key_source
+                why = _("{key} from {source}").format(key=src.key, source=who)
+            rows.append([reason.channel, reason.mirror or _("unknown"), reason.url, why])
+        echo(table(rows, indent=2))
+
+    if status.offenders:
+        echo()
+        echo(style(_("Not on {mirror}:").format(mirror=status.intended), fg="yellow"))
+        for offender in status.offenders:
+            echo("  " + _("{channel}: {url}").format(channel=offender.channel, url=offender.url))
+            if offender.fix:
+                echo("    " + offender.fix)
+            if offender.fix_command:
+                echo("    " + " ".join(offender.fix_command))
+
+    echo()
+    echo(_("Channels conda searches ({count}):").format(count=len(status.effective_channels)))
+    for url in status.effective_channels[:MAX_CHANNEL_LINES]:
+        echo("  " + url)
+    hidden = len(status.effective_channels) - MAX_CHANNEL_LINES
+    if hidden > 0:
+        echo("  " + _("... and {count} more (see {option})").format(count=hidden, option="--json"))
+
+    echo()
+    echo(_("Configuration files, in the order conda reads them:"))
+    present = [f for f in status.files if f.exists]
+    rows = []
+    for f in present:
+        keys = ", ".join(f.keys) or "-"
+        mirrors = ", ".join(f.mirrors) or "-"
+        if f.ignored:
+            state = _("ignored (conda reads only files named {names})").format(
+                names=".condarc, condarc, *.yml, *.yaml")
+        elif f.error:
+            state = _("broken: {problem}").format(problem=f.error.describe())
+        elif f.skipped:
+            state = _("skipped by conda (cannot be read)")
+        elif not f.loaded:
+            state = _("not loaded")
+        else:
+            state = ""
+        rows.append([f.path, keys, mirrors, state or origin_label(f.origin)])
+    if rows:
+        echo(table(rows, header=[_("file"), _("channel keys"), _("mirror"), _("note")], indent=2))
+    else:
+        echo("  " + _("none: conda uses its built-in settings."))
+    missing = len(status.files) - len(present)
+    if missing:
+        echo("  " + _("({count} other places conda looks hold no file; see {option}.)").format(
+            count=missing, option="--json"))
+    for f in status.files:
+        if f.skipped:
+            echo(style(_("conda skips {path} with a warning: {problem}").format(
+                path=f.path, problem=f.skipped.describe()), fg="yellow"))
+
+    echo()
+    if status.backup:
+        echo(_("cnnsetup backup: {path} (undo with {command})").format(
+            path=status.backup, command="cnnsetup mirror restore"))
+    else:
+        echo(_("cnnsetup backup: none for {path}").format(path=status.condarc))
+
+
+@command("test", help=N_("Probe every mirror at once and show which answers fastest from here."))
+@option("--timeout", type=click.FloatRange(min=0.1, max=120), default=5.0, show_default=True,
+        metavar="S", help=N_("Seconds to wait for all mirrors together."))
+@json_option
+def test_command(timeout: float, as_json: bool) -> int:
+    from cnnsetup.mirror import speedtest
+
+    results = speedtest.probe_all(timeout=timeout)
+    best = speedtest.fastest(results)
+    if as_json:
+        print_json({
+            "timeout_s": timeout,
+            "results": [r.to_dict() for r in results],
+            "fastest": best.mirror if best else None,
+        })
+    else:
+        rows = []
+        for r in results:
+            text = r.describe()
+            rows.append([r.mirror, style(text, fg="green" if r.ok else "yellow"), r.url])
+        echo(table(rows, header=[_("mirror"), _("result"), _("probed URL")]))
+        echo()
+        if best:
+            echo(_("Fastest: {mirror}. Switch with: {command}").format(
+                mirror=best.mirror, command=f"cnnsetup mirror {best.mirror}"))
+        else:
+            echo(_("No mirror answered within {seconds:g} seconds.").format(seconds=timeout),
+                 err=True)
+    return 0 if best else 1
