@@ -8,6 +8,7 @@ from typing import Optional
 import click
 
 from cnnsetup.commands.base import Group, command, json_option, option
+from cnnsetup.errors import CnnsetupError
 from cnnsetup.i18n import N_, _
 from cnnsetup.mirror import condarc_file, conda, registry
 from cnnsetup.mirror.switch import RestoreResult, SwitchResult, restore, switch
@@ -114,7 +115,6 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
 
 def _current_mirror(condarc: Path) -> Optional[str]:
     """The mirror the user's file points `defaults` (or conda-forge) at, or None."""
-    from cnnsetup.errors import CnnsetupError
     from cnnsetup.mirror import yaml_io
 
     try:
@@ -134,43 +134,151 @@ def _current_mirror(condarc: Path) -> Optional[str]:
     return None
 
 
-# --- mirror NAME ------------------------------------------------------------------------------
+# --- mirror NAME / official / auto -----------------------------------------------------------
+
+def _switch_options(function):
+    """The options every switching command takes: `mirror NAME`, `official` and `auto`."""
+    for decorator in reversed([
+        condarc_option,
+        option("--dry-run", is_flag=True, help=N_("Show the change and the commands; change nothing.")),
+        option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards.")),
+        option("--pip", "with_pip", is_flag=True, help=N_(
+            "Also point pip at the mirror's PyPI index (pip's own `pip config`; undone by "
+            "`cnnsetup mirror restore --pip`).")),
+        option("--conda", "conda_path", metavar="PATH", help=N_("The conda executable to use.")),
+        json_option,
+    ]):
+        function = decorator(function)
+    return function
+
 
 def _switch_command(name: str) -> click.Command:
     mirror_obj = registry.get(name)
     assert mirror_obj is not None
 
     @command(name=name, help=N_(
-        "Switch conda to this mirror: edit .condarc (keeping a backup of the original), then "
-        "run `conda clean -i`."
+        "Switch conda to this mirror: edit .condarc (keeping a backup of the original), run "
+        "`conda clean -i`, then check with `conda info` what conda really uses."
     ))
-    @condarc_option
-    @option("--dry-run", is_flag=True, help=N_("Show the change and the commands; change nothing."))
-    @option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards."))
-    @json_option
-    def switch_command(condarc: Optional[Path], dry_run: bool, no_clean: bool, as_json: bool) -> int:
-        result = switch(mirror_obj, _target(condarc), dry_run=dry_run)
-        clean = None if (dry_run or no_clean or not result.changed) else _clean()
-        if as_json:
-            print_json(_switch_json(result, clean))
-        else:
-            _show_switch(result, clean, no_clean)
-        return 0
+    @_switch_options
+    def switch_command(condarc: Optional[Path], dry_run: bool, no_clean: bool, with_pip: bool,
+                       conda_path: Optional[str], as_json: bool) -> int:
+        return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
+                                  with_pip=with_pip, conda_path=conda_path, as_json=as_json)
 
     return switch_command
 
 
-def _clean() -> dict:
-    """Run `conda clean -i -y --json` so conda re-reads channel indexes from the new mirror."""
-    path = conda.find_conda()
-    if path is None:
-        return {"ran": False, "ok": False, "conda": None, "error": "conda not found"}
-    call = conda.clean_index_cache(path)
-    return {"ran": True, "ok": call.ok, "conda": path, "error": call.error or
-            ("timed out" if call.timed_out else None)}
+@mirror.command("auto", help=N_(
+    "Probe every mirror and switch to the fastest one that answers correctly."
+))
+@option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+        help=N_("Seconds to wait for the mirrors."))
+@_switch_options
+def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clean: bool,
+                 with_pip: bool, conda_path: Optional[str], as_json: bool) -> int:
+    from cnnsetup.mirror import speedtest
+
+    results = speedtest.probe_all(timeout=timeout)
+    best = speedtest.fastest(results, exclude=AUTO_EXCLUDED)
+    if best is None:
+        raise CnnsetupError(
+            _("No mirror answered within {seconds} s.").format(seconds=timeout),
+            hint=_("Check the network, or choose one yourself, e.g. {command}").format(
+                command="cnnsetup mirror tsinghua"),
+        )
+    mirror_obj = registry.get(best.mirror)
+    assert mirror_obj is not None
+    if not as_json:
+        echo(_("Fastest mirror from here: {mirror} ({ms} ms).").format(
+            mirror=mirror_obj.name, ms=round((best.latency_s or 0) * 1000)))
+    return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
+                              with_pip=with_pip, conda_path=conda_path, as_json=as_json,
+                              probes=[r.to_dict() for r in results])
 
 
-def _switch_json(result: SwitchResult, clean: Optional[dict]) -> dict:
+# `auto` picks among full mirrors: USTC has no `defaults` copy, and upstream is not a mirror.
+AUTO_EXCLUDED = ("ustc", "official")
+
+
+def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, dry_run: bool,
+                       no_clean: bool, with_pip: bool, conda_path: Optional[str], as_json: bool,
+                       probes: Optional[list] = None) -> int:
+    """Switch the file, then pip (if asked), then let conda prove what it uses; render it all."""
+    target = _target(condarc)
+    result = switch(mirror_obj, target, dry_run=dry_run)
+    pip_change = None
+    if with_pip and not dry_run:
+        pip_change = _switch_pip(mirror_obj, target)
+    report = None
+    if not dry_run:
+        from cnnsetup.mirror.confirm import confirm_switch
+
+        report = confirm_switch(mirror_obj, conda.find_conda(conda_path), condarc=str(target),
+                                clean=result.changed and not no_clean)
+    if as_json:
+        payload = _switch_json(result)
+        payload["confirm"] = report.to_dict() if report else None
+        payload["pip"] = _pip_json(pip_change, mirror_obj.pypi if with_pip else None)
+        if probes is not None:
+            payload["probes"] = probes
+        print_json(payload)
+        return 0
+    _show_switch(result, no_clean)
+    if with_pip:
+        _show_pip(pip_change, mirror_obj.pypi, dry_run)
+    if report is not None:
+        for level, text in report.lines():
+            colour = {"ok": "green", "warn": "yellow"}.get(level)
+            echo(style(text, fg=colour) if colour else text, err=level == "warn")
+    return 0
+
+
+def _switch_pip(mirror_obj: registry.Mirror, condarc: Path):
+    """Point pip's user config at the mirror's index, keeping the first previous value."""
+    from cnnsetup.mirror import pip
+
+    if mirror_obj.is_official:
+        change = pip.unset_index_url()
+    else:
+        change = pip.set_index_url(mirror_obj.pypi)
+    if change.changed:
+        condarc_file.save_pip_record(condarc, change.previous)
+    return change
+
+
+def _pip_json(change, url: Optional[str]) -> Optional[dict]:
+    if url is None:
+        return None
+    if change is None:
+        return {"index_url": url, "changed": None, "previous": None, "overrides": []}
+    return {
+        "index_url": change.current,
+        "changed": change.changed,
+        "previous": change.previous,
+        "user_file": change.user_file,
+        "overrides": [{"where": o.where, "value": o.value, "wins": o.wins} for o in change.overrides],
+    }
+
+
+def _show_pip(change, url: str, dry_run: bool) -> None:
+    if dry_run:
+        echo(_("Would then run: {command}").format(
+            command=f"python -m pip config --user set global.index-url {url}"))
+        return
+    if change.changed:
+        echo(_("pip now uses {url} (was: {previous}).").format(
+            url=change.current or "https://pypi.org/simple", previous=change.previous or "PyPI"))
+    else:
+        echo(_("pip already uses {url}.").format(url=change.current or "https://pypi.org/simple"))
+    for override in change.overrides:
+        if override.wins:
+            echo(style(_("Warning: {where} sets pip's index to {value}, which wins over the "
+                         "user file.").format(where=override.where, value=override.value),
+                       fg="yellow"), err=True)
+
+
+def _switch_json(result: SwitchResult) -> dict:
     return {
         "mirror": result.mirror,
         "condarc": str(result.condarc),
@@ -179,12 +287,11 @@ def _switch_json(result: SwitchResult, clean: Optional[dict]) -> dict:
         "backup": str(result.backup) if result.backup else None,
         "diff": result.diff,
         "warnings": result.warnings,
-        "clean": clean,
-        "commands": [["conda", *CLEAN_ARGS]] if result.dry_run else [],
+        "commands": [["conda", *CLEAN_ARGS], ["conda", "info", "--json"]] if result.dry_run else [],
     }
 
 
-def _show_switch(result: SwitchResult, clean: Optional[dict], no_clean: bool) -> None:
+def _show_switch(result: SwitchResult, no_clean: bool) -> None:
     mirror_obj = registry.get(result.mirror)
     title = _(mirror_obj.title) if mirror_obj else result.mirror
     if result.dry_run:
@@ -193,6 +300,7 @@ def _show_switch(result: SwitchResult, clean: Optional[dict], no_clean: bool) ->
                 path=result.condarc, mirror=result.mirror, title=title))
             echo(_colour_diff(result.diff), nl=False)
             echo(_("Would then run: {command}").format(command="conda " + " ".join(CLEAN_ARGS)))
+            echo(_("Would then run: {command}").format(command="conda info --json"))
         else:
             echo(_("{path} already uses {mirror}; nothing would change.").format(
                 path=result.condarc, mirror=result.mirror))
@@ -210,26 +318,13 @@ def _show_switch(result: SwitchResult, clean: Optional[dict], no_clean: bool) ->
         elif result.backup:
             echo(_("You had no {path} before; {command} removes it again.").format(
                 path=result.condarc, command="cnnsetup mirror restore"))
+        if no_clean:
+            echo(_("Skipped `conda clean -i` (--no-clean); run it yourself: {command}").format(
+                command="conda clean -i"))
     if mirror_obj and mirror_obj.note:
         echo(style(_("Note: ") + _(mirror_obj.note), fg="yellow"))
     for warning in result.warnings:
         echo(style(_("Warning: ") + warning, fg="yellow"), err=True)
-    if clean is not None:
-        _show_clean(clean)
-    elif not result.dry_run and result.changed and no_clean:
-        echo(_("Skipped `conda clean -i` (--no-clean); run it yourself: {command}").format(
-            command="conda clean -i"))
-
-
-def _show_clean(clean: dict) -> None:
-    if not clean["ran"]:
-        echo(_("conda was not found, so its index cache was not cleaned. Once conda is "
-               "installed, run: {command}").format(command="conda clean -i"))
-    elif clean["ok"]:
-        echo(_("Cleaned conda's index cache ({command}).").format(command="conda clean -i"))
-    else:
-        echo(style(_("`conda clean -i` failed: {error}").format(error=clean["error"]), fg="yellow"),
-             err=True)
 
 
 def _colour_diff(diff: str) -> str:
@@ -254,19 +349,47 @@ def _colour_diff(diff: str) -> str:
 @option("--force", is_flag=True, help=N_(
     "Restore even if the file was edited since cnnsetup changed it (the edited file is kept aside)."
 ))
+@option("--pip", "with_pip", is_flag=True, help=N_(
+    "Also put back pip's index-url as it was before cnnsetup changed it."))
 @json_option
-def restore_command(condarc: Optional[Path], force: bool, as_json: bool) -> int:
-    result = restore(_target(condarc), force=force)
+def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_json: bool) -> int:
+    target = _target(condarc)
+    pip_record = condarc_file.load_pip_record(target) if with_pip else None
+    has_backup = condarc_file.load_backup(target) is not None
+    if with_pip and pip_record is None and not has_backup:
+        raise CnnsetupError(_("There is no cnnsetup backup for {path} nor for pip: nothing to "
+                              "restore.").format(path=target))
+    result = restore(target, force=force) if (has_backup or not with_pip) else None
+    pip_change = None
+    if pip_record is not None:
+        from cnnsetup.mirror import pip
+
+        pip_change = pip.restore(pip_record.get("previous"))
+        condarc_file.drop_pip_record(target)
     if as_json:
-        print_json(_restore_json(result))
+        payload = _restore_json(result) if result else {"condarc": str(target), "restored": False}
+        payload["pip"] = ({"restored": True, "index_url": pip_change.current}
+                          if pip_change else None)
+        print_json(payload)
         return 0
-    if result.removed:
-        echo(_("Removed {path}: there was no such file before cnnsetup.").format(path=result.condarc))
-    else:
-        echo(_("Restored {path} to its original bytes.").format(path=result.condarc))
-    if result.kept_aside:
-        echo(_("The edited file is kept as {path}.").format(path=result.kept_aside))
-    echo(_("Run `{command}` so conda forgets the mirror's index.").format(command="conda clean -i"))
+    if result is not None:
+        if result.removed:
+            echo(_("Removed {path}: there was no such file before cnnsetup.").format(
+                path=result.condarc))
+        else:
+            echo(_("Restored {path} to its original bytes.").format(path=result.condarc))
+        if result.kept_aside:
+            echo(_("The edited file is kept as {path}.").format(path=result.kept_aside))
+        echo(_("Run `{command}` so conda forgets the mirror's index.").format(
+            command="conda clean -i"))
+    if pip_change is not None:
+        echo(_("pip's index-url is back to {url}.").format(
+            url=pip_change.current or "https://pypi.org/simple"))
+    elif with_pip:
+        echo(_("pip was not changed by cnnsetup; nothing to restore there."))
+    elif condarc_file.load_pip_record(target) is not None:
+        echo(_("pip still uses the mirror; to undo that too: {command}").format(
+            command="cnnsetup mirror restore --pip"))
     return 0
 
 
@@ -277,7 +400,6 @@ def _restore_json(result: RestoreResult) -> dict:
         "removed": result.removed,
         "kept_aside": str(result.kept_aside) if result.kept_aside else None,
     }
-
 
 from cnnsetup.commands.mirror_status import status_command, test_command  # noqa: E402
 

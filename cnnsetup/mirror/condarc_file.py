@@ -26,6 +26,7 @@ from cnnsetup.i18n import _
 
 BACKUP_SUFFIX = ".cnnsetup-backup"
 META_SUFFIX = ".cnnsetup-backup.json"
+PIP_SUFFIX = ".cnnsetup-pip.json"
 LOCK_SUFFIX = ".cnnsetup-lock"
 BOM = b"\xef\xbb\xbf"
 
@@ -202,7 +203,6 @@ class Backup:
     original_sha256: Optional[str]
     last_written_sha256: Optional[str]
     created: str
-    pip: Optional[dict] = None  # pip's previous index-url, when --pip was used
 
     @property
     def path(self) -> Path:
@@ -256,7 +256,6 @@ def load_backup(condarc: Path) -> Optional[Backup]:
         original_sha256=data.get("original_sha256"),
         last_written_sha256=data.get("last_written_sha256"),
         created=str(data.get("created", "")),
-        pip=data.get("pip"),
     )
 
 
@@ -271,7 +270,6 @@ def save_backup(backup: Backup, original: Optional[bytes] = None) -> None:
         "original_sha256": backup.original_sha256,
         "last_written_sha256": backup.last_written_sha256,
         "created": backup.created,
-        "pip": backup.pip,
     }
     write_atomic(backup.meta_path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
 
@@ -292,3 +290,36 @@ def drop_backup(backup: Backup) -> None:
     for path in (backup.bytes_path, backup.meta_path):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+# --- pip's previous index, kept beside the .condarc backup ------------------------------------
+
+def pip_record_path(condarc: Path) -> Path:
+    return condarc.with_name(condarc.name + PIP_SUFFIX)
+
+
+def load_pip_record(condarc: Path) -> Optional[dict]:
+    """{"previous": the index-url pip had before cnnsetup (or None)}, or None when not kept."""
+    path = pip_record_path(condarc)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise FileSafetyError(
+            _("The backup record {path} cannot be read: {reason}").format(path=path, reason=error)
+        ) from None
+
+
+def save_pip_record(condarc: Path, previous: Optional[str]) -> None:
+    """Keep pip's index-url from before cnnsetup's first change; later changes keep the first."""
+    if load_pip_record(condarc) is not None:
+        return
+    record = {"format": 1, "previous": previous,
+              "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}
+    write_atomic(pip_record_path(condarc), (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+
+
+def drop_pip_record(condarc: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        pip_record_path(condarc).unlink()

@@ -65,7 +65,6 @@ class RestoreResult:
     condarc: Path
     removed: bool  # there was no file before cnnsetup, so it was removed
     kept_aside: Optional[Path]
-    pip: Optional[dict]
 
 
 def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
@@ -200,4 +199,4 @@ def restore(condarc: Path, *, force: bool = False) -> RestoreResult:
                     .format(path=condarc)
                 )
         condarc_file.drop_backup(backup)
-        return RestoreResult(condarc, original is None, kept_aside, backup.pip)
+        return RestoreResult(condarc, original is None, kept_aside)
