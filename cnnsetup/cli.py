@@ -20,6 +20,8 @@ from cnnsetup.render import echo
 # name -> "module:attribute" of the click command; imported on first use.
 COMMANDS = {
     "mirror": "cnnsetup.commands.mirror:mirror",
+    "info": "cnnsetup.commands.info:info",
+    "torch-command": "cnnsetup.commands.info:torch_command",
 }
 
 
@@ -79,8 +81,9 @@ def cli() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run cnnsetup on `argv` and return its exit status (tests call this directly)."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="cnnsetup",
-                 standalone_mode=False)
+        # Without standalone mode, click returns the status of `ctx.exit(N)` instead of raising.
+        status = cli.main(args=list(argv) if argv is not None else None, prog_name="cnnsetup",
+                          standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.ClickException as error:  # usage errors: exit 2
@@ -89,4 +92,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.Abort:
         echo(_("Aborted."), err=True)
         return EXIT_FAILURE
-    return 0
+    return status if isinstance(status, int) else 0
