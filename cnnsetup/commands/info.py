@@ -140,7 +140,8 @@ def _python_rows(facts: Facts) -> list[tuple[str, str]]:
     else:
         pip = _("`pip` on PATH is another Python's: {where}").format(where=p.pip_python)
     return [
-        (_("Version"), f"{p.version} ({p.implementation}, {p.bits}-bit)"),
+        (_("Version"), _("{version} ({implementation}, {bits}-bit)").format(
+            version=p.version, implementation=p.implementation, bits=p.bits)),
         (_("Executable"), p.executable),
         (_("Environment"), env),
         (_("pip"), pip),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from cnnsetup import __version__
+from cnnsetup.i18n import _
 from cnnsetup.machine import gpu as gpu_module
 from cnnsetup.machine.gpu import NvidiaFacts
 from cnnsetup.machine.system import PythonFacts, SystemFacts, collect_python, collect_system
@@ -162,11 +163,14 @@ def collect_conda(env: Optional[Mapping[str, str]] = None) -> CondaFacts:
 
 
 def _conda_error(call: Any) -> str:
+    command = "conda info --json"
     if getattr(call, "timed_out", False):
-        return "conda info --json: no answer in time"
+        return _("{command}: no answer in time").format(command=command)
     if getattr(call, "not_json", False):
-        return "conda info --json printed something that is not JSON: " + str(call.error)[:300]
-    return "conda info --json failed: " + (str(getattr(call, "error", "")) or "unknown error")[:1000]
+        return _("{command} printed something that is not JSON: {text}").format(
+            command=command, text=str(call.error)[:300])
+    return _("{command} failed: {text}").format(
+        command=command, text=(str(getattr(call, "error", "")) or "?")[:1000])
 
 
 def _pkgs_dir(conda: CondaFacts) -> Optional[str]:
@@ -201,7 +205,8 @@ def torch_from_worker(run: WorkerRun) -> TorchFacts:
             facts.probe_failure = "timed_out"
         else:
             facts.probe_failure = "crashed"
-        facts.error = (probe or {}).get("error") or run.failure_text() or "no answer from the worker"
+        facts.error = ((probe or {}).get("error") or run.failure_text()
+                       or _("no answer from the worker"))
         facts.probe_seconds = run.seconds
         return facts
     result = probe["result"]

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
+from cnnsetup.i18n import _
 from cnnsetup.machine.cuda_tables import capability_from_name, parse_capability
 from cnnsetup.run import RunResult, run
 
@@ -122,14 +123,15 @@ def _failure_text(result: RunResult, timeout: float) -> Optional[str]:
     """Why a call failed, in nvidia-smi's own words where it gave any; None when it worked."""
     args = " ".join(result.args)
     if result.not_found:
-        return f"{args}: {result.error or 'not found'}"
+        return f"{args}: {result.error or _('not found')}"
     if result.timed_out:
-        return f"{args}: no answer within {timeout:g} s"
+        return f"{args}: " + _("no answer within {seconds} s").format(seconds=f"{timeout:g}")
     if result.error:
         return f"{args}: {result.error}"
     if result.returncode != 0:
         text = (result.stdout.strip() or result.stderr.strip())[:500]
-        return f"{args}: exit status {result.returncode}" + (f": {text}" if text else "")
+        status = _("exit status {code}").format(code=result.returncode)
+        return f"{args}: {status}" + (f": {text}" if text else "")
     return None
 
 
@@ -152,7 +154,8 @@ def parse_csv(text: str) -> list[GpuFacts]:
             continue
         cells = [c.strip() for c in line.split(",")]
         if len(cells) not in (4, 5) or not cells[0].isdigit():
-            raise ValueError(f"nvidia-smi printed an unexpected line: {line.strip()[:200]!r}")
+            raise ValueError(_("nvidia-smi printed an unexpected line: {line}").format(
+                line=repr(line.strip()[:200])))
         name = cells[1]
         cap = cells[4] if len(cells) == 5 else ""
         cap_tuple = parse_capability(cap)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from cnnsetup.i18n import _
+
 WORKER = Path(__file__).with_name("worker.py")
 PROBE_TIMEOUT_S = 60.0  # a cold `import torch` on Windows behind a virus scanner takes long
 EXIT_GRACE_S = 3.0  # after the last answer, how long the worker may take to exit
@@ -47,9 +49,10 @@ class WorkerRun:
         if self.start_error:
             return self.start_error
         if self.timed_out:
-            text = f"no answer from task {self.timed_out_task!r} in time; the worker was stopped"
+            text = _("no answer from task {task} in time; the worker was stopped").format(
+                task=repr(self.timed_out_task))
         elif self.returncode not in (0, None):
-            text = f"the worker ended with {describe_exit(self.returncode)}"
+            text = _("the worker ended with {status}").format(status=describe_exit(self.returncode))
         else:
             return None
         tail = self.stderr.strip()[-2000:]

@@ -149,19 +149,16 @@ def packages() -> dict:
     if metadata is None:
         return result
     seen = set()
-    for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower()
-        if name == "torch":
-            location = str(getattr(dist, "_path", ""))
-            if location in seen:
-                continue
-            seen.add(location)
-            installer = (dist.read_text("INSTALLER") or "").strip() or None
-            result["torch_dists"].append(
-                {"version": dist.version, "installer": installer, "location": location}
-            )
-        elif name == "numpy" and result["numpy_version"] is None:
-            result["numpy_version"] = dist.version
+    for dist in metadata.distributions(name="torch"):  # by name: no scan of every package
+        location = str(getattr(dist, "_path", ""))
+        if location in seen:
+            continue
+        seen.add(location)
+        installer = (dist.read_text("INSTALLER") or "").strip() or None
+        result["torch_dists"].append(
+            {"version": dist.version, "installer": installer, "location": location})
+    numpy = next(iter(metadata.distributions(name="numpy")), None)
+    result["numpy_version"] = numpy.version if numpy is not None else None
     return result
 
 
