@@ -22,7 +22,8 @@ from cnnsetup.render import STATUS_COLOURS, echo, key_values, pad, print_json, s
 )
 @json_option
 def info(as_json: bool) -> int:
-    # Started first: the torch worker runs while everything else is asked.
+    """Collect the facts, evaluate them, print the report; 1 when a check fails."""
+    # collect() starts the torch worker before anything else and asks the rest meanwhile.
     from cnnsetup.machine.facts import collect, facts_to_json
     from cnnsetup.machine.findings import evaluate, failed
 
@@ -48,6 +49,7 @@ def info(as_json: bool) -> int:
                 "from this mirror."))
 @json_option
 def torch_command(cuda: str, mirror: Optional[str], as_json: bool) -> int:
+    """Print the install command for this machine and the reasons for it."""
     from cnnsetup.machine import torch_install
 
     torch_install.check_options(cuda, mirror)
@@ -75,6 +77,7 @@ def torch_command(cuda: str, mirror: Optional[str], as_json: bool) -> int:
 
 
 def render_recommendation(rec) -> str:
+    """The commands to paste first, then why, then any warnings."""
     lines = [_("Run:")]
     lines += [f"  {c}" for c in rec.commands]
     if rec.uninstall and not rec.uninstall_first:

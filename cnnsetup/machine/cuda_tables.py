@@ -76,6 +76,7 @@ class Variant:
 
     @property
     def cuda_text(self) -> str:
+        """(12, 8) -> "12.8"."""
         return f"{self.cuda[0]}.{self.cuda[1]}"
 
 
@@ -91,10 +92,12 @@ class TorchRelease:
 
     @property
     def key(self) -> tuple[int, int]:
+        """"2.10" -> (2, 10), for ordering."""
         major, minor = self.version.split(".")
         return int(major), int(minor)
 
     def variant(self, name: str) -> Optional[Variant]:
+        """The variant called `name` ("cu128") in this release, or None."""
         return next((v for v in self.variants if v.name == name), None)
 
 

@@ -31,6 +31,7 @@ PACKAGES_TIMEOUT_S = 20.0
 
 @dataclass
 class CondaFacts:
+    """conda as `conda info --json` describes it; `found` is False without conda."""
     found: bool = False
     path: Optional[str] = None
     version: Optional[str] = None
@@ -42,6 +43,7 @@ class CondaFacts:
 
 @dataclass
 class TorchFacts:
+    """torch in the probed interpreter, as the worker saw it (see report_schema)."""
     installed: bool = False
     importable: bool = False
     version: Optional[str] = None
@@ -73,6 +75,7 @@ class TorchFacts:
 
 @dataclass
 class Facts:
+    """Everything collected about one machine; `facts_to_json` turns it into a report."""
     system: SystemFacts
     python: PythonFacts
     conda: CondaFacts
@@ -87,6 +90,7 @@ class Facts:
 
     @property
     def gpus(self) -> list:
+        """The NVIDIA cards nvidia-smi listed."""
         return self.nvidia.gpus
 
 

@@ -43,6 +43,7 @@ class Finding:
     detail: Optional[str] = None  # exact error text, when there is one
 
     def to_json(self) -> dict:
+        """The finding as a report's `checks` entry."""
         return {"id": self.id, "status": self.status, "summary": self.summary, "fix": self.fix,
                 "detail": self.detail}
 
@@ -62,6 +63,7 @@ def evaluate(facts: Facts, recommendation: Optional[Recommendation] = None) -> l
 
 
 def failed(findings: list[Finding]) -> bool:
+    """Whether any finding failed (the command then exits with 1)."""
     return any(f.status == "fail" for f in findings)
 
 

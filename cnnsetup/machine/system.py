@@ -21,6 +21,7 @@ PIP_TIMEOUT_S = 15.0
 
 @dataclass
 class SystemFacts:
+    """The machine: OS, CPU, RAM and free disk (None where unknown)."""
     os: str  # "Linux", "Windows", "macOS"
     os_version: Optional[str]  # "Debian GNU/Linux 12", "10.0.22631", "14.5"
     os_release: Optional[str]  # kernel / release: "6.1.0-18-amd64", "11", "23.5.0"
@@ -38,6 +39,7 @@ class SystemFacts:
 
 @dataclass
 class PythonFacts:
+    """The interpreter cnnsetup runs in, its environment, and the `pip` on PATH."""
     version: str
     bits: int
     executable: str
@@ -55,6 +57,7 @@ _OS_NAMES = {"linux": "Linux", "win32": "Windows", "darwin": "macOS", "cygwin": 
 
 
 def os_name(platform: str = sys.platform) -> str:
+    """"linux" -> "Linux", "win32" -> "Windows", "darwin" -> "macOS"."""
     return next((name for key, name in _OS_NAMES.items() if platform.startswith(key)), platform)
 
 

@@ -71,6 +71,7 @@ class Recommendation:
         return "\n".join(self.commands)
 
     def to_json(self) -> dict:
+        """What `torch-command --json` prints (plus the machine it was made for)."""
         return {
             "command": self.command,
             "commands": list(self.commands),

@@ -37,6 +37,7 @@ class WorkerRun:
     seconds: float = 0.0
 
     def reply(self, task_id: str) -> Optional[dict]:
+        """The reply to the task with id `task_id`, or None when it never came."""
         return next((r for r in self.replies if r.get("id") == task_id), None)
 
     @property
