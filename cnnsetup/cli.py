@@ -20,6 +20,8 @@ from cnnsetup.render import echo
 # name -> "module:attribute" of the click command; imported on first use.
 COMMANDS = {
     "mirror": "cnnsetup.commands.mirror:mirror",
+    "info": "cnnsetup.commands.info:info",
+    "torch-command": "cnnsetup.commands.info:torch_command",
     "explain": "cnnsetup.commands.explain:explain",
     "report": "cnnsetup.commands.report:report",
 }

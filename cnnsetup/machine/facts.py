@@ -1,0 +1,281 @@
+"""Everything cnnsetup knows about this machine, collected at once and never raising.
+
+The torch worker starts first (importing torch is the slow part); nvidia-smi, conda and pip are
+asked in threads meanwhile, so the whole collection takes about as long as the slowest probe.
+`facts_to_json` gives the shape documented in `cnnsetup.report_schema`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from cnnsetup import __version__
+from cnnsetup.i18n import _
+from cnnsetup.machine import gpu as gpu_module
+from cnnsetup.machine.gpu import NvidiaFacts
+from cnnsetup.machine.system import PythonFacts, SystemFacts, collect_python, collect_system
+from cnnsetup.machine.torch_probe import PROBE_TIMEOUT_S, WorkerRun, WorkerSession
+from cnnsetup.report_schema import SCHEMA_VERSION, TOP_LEVEL_KEYS
+
+PACKAGES_TIMEOUT_S = 20.0
+
+
+@dataclass
+class CondaFacts:
+    """conda as `conda info --json` describes it; `found` is False without conda."""
+    found: bool = False
+    path: Optional[str] = None
+    version: Optional[str] = None
+    base: Optional[str] = None
+    active_env: Optional[str] = None
+    error: Optional[str] = None
+    pkgs_dirs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TorchFacts:
+    """torch in the probed interpreter, as the worker saw it (see report_schema)."""
+    installed: bool = False
+    importable: bool = False
+    version: Optional[str] = None
+    cuda: Optional[str] = None  # the CUDA it was built for; None = CPU-only
+    cudnn: Optional[int] = None
+    arch_list: list[str] = field(default_factory=list)
+    cuda_available: bool = False
+    devices: list[dict] = field(default_factory=list)  # {index, name, capability, memory_bytes}
+    mps_built: bool = False
+    mps_available: bool = False
+    numpy_version: Optional[str] = None
+    import_warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None  # the exact import error, or why the probe itself failed
+    probe_seconds: Optional[float] = None
+    # Beyond the schema's minimum:
+    path: Optional[str] = None
+    hip: Optional[str] = None
+    installers: list[str] = field(default_factory=list)  # INSTALLER of each torch found ("pip")
+    dist_versions: list[str] = field(default_factory=list)
+    conda_pytorch: list[str] = field(default_factory=list)  # conda-meta records of pytorch
+    cuda_warnings: list[str] = field(default_factory=list)
+    numpy_ok: Optional[bool] = None
+    numpy_error: Optional[str] = None
+    # Why the probe gave no answer: "start_failed" | "crashed" | "timed_out" | "probe_error"
+    probe_failure: Optional[str] = None
+    traceback: Optional[str] = None
+    worker_stderr: Optional[str] = None
+
+
+@dataclass
+class Facts:
+    """Everything collected about one machine; `facts_to_json` turns it into a report."""
+    system: SystemFacts
+    python: PythonFacts
+    conda: CondaFacts
+    torch: TorchFacts
+    nvidia: NvidiaFacts
+    platform: str = sys.platform
+    host: str = ""
+    user: str = ""
+    created: str = ""
+    duration_s: float = 0.0
+    worker: Optional[WorkerRun] = None  # replies to any extra tasks live here
+
+    @property
+    def gpus(self) -> list:
+        """The NVIDIA cards nvidia-smi listed."""
+        return self.nvidia.gpus
+
+
+def collect(
+    *,
+    python: Optional[str] = None,
+    platform: str = sys.platform,
+    env: Optional[Mapping[str, str]] = None,
+    torch_timeout: float = PROBE_TIMEOUT_S,
+    smi_timeout: float = gpu_module.SMI_TIMEOUT_S,
+    extra_tasks: Sequence[Any] = (),
+    extra_timeouts: Sequence[float] = (),
+) -> Facts:
+    """Collect every fact; `extra_tasks` run in the same torch worker after the probe (their
+    replies are in `facts.worker`). `python` is the interpreter to probe torch in."""
+    started = time.monotonic()
+    env = os.environ if env is None else env
+    session = WorkerSession(
+        ["packages", "probe", *extra_tasks],
+        python=python,
+        timeouts=[PACKAGES_TIMEOUT_S, torch_timeout, *extra_timeouts],
+        env=env,
+    )
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        nvidia_future = pool.submit(gpu_module.query, timeout=smi_timeout, platform=platform)
+        conda_future = pool.submit(collect_conda, env)
+        python_future = pool.submit(collect_python, env=env, platform=platform)
+        conda = conda_future.result()
+        system = collect_system(_pkgs_dir(conda), platform=platform, env=env)
+        python_facts = python_future.result()
+        nvidia = nvidia_future.result()
+    worker = session.wait()
+    return Facts(
+        system=system,
+        python=python_facts,
+        conda=conda,
+        torch=torch_from_worker(worker),
+        nvidia=nvidia,
+        platform=platform,
+        host=socket.gethostname(),
+        user=_user(),
+        created=datetime.now().astimezone().isoformat(timespec="seconds"),
+        duration_s=round(time.monotonic() - started, 3),
+        worker=worker,
+    )
+
+
+def collect_conda(env: Optional[Mapping[str, str]] = None) -> CondaFacts:
+    """conda's path, version, base and active env, through `cnnsetup.mirror.conda`."""
+    env = os.environ if env is None else env
+    facts = CondaFacts(active_env=env.get("CONDA_DEFAULT_ENV") or None)
+    try:
+        from cnnsetup.mirror import conda as conda_module
+
+        path = conda_module.find_conda(env=env)
+        if not path:
+            return facts
+        facts.found, facts.path = True, str(path)
+        call = conda_module.info(str(path))
+    except Exception as exc:  # the conda module is someone else's: its failure is a fact too
+        facts.error = f"{type(exc).__name__}: {exc}"
+        return facts
+    if getattr(call, "ok", False) and isinstance(call.data, dict):
+        data = call.data
+        facts.version = data.get("conda_version")
+        facts.base = data.get("root_prefix")
+        facts.active_env = data.get("active_prefix_name") or facts.active_env
+        facts.pkgs_dirs = [str(p) for p in data.get("pkgs_dirs") or []]
+        return facts
+    if getattr(call, "not_found", False):
+        facts.found = False
+    facts.error = _conda_error(call)
+    return facts
+
+
+def _conda_error(call: Any) -> str:
+    command = "conda info --json"
+    if getattr(call, "timed_out", False):
+        return _("{command}: no answer in time").format(command=command)
+    if getattr(call, "not_json", False):
+        return _("{command} printed something that is not JSON: {text}").format(
+            command=command, text=str(call.error)[:300])
+    return _("{command} failed: {text}").format(
+        command=command, text=(str(getattr(call, "error", "")) or "?")[:1000])
+
+
+def _pkgs_dir(conda: CondaFacts) -> Optional[str]:
+    if conda.pkgs_dirs:
+        return conda.pkgs_dirs[0]
+    if conda.base:
+        return str(Path(conda.base) / "pkgs")
+    return None
+
+
+def torch_from_worker(run: WorkerRun) -> TorchFacts:
+    """TorchFacts from the worker's `packages` and `probe` replies, or from why it failed."""
+    facts = TorchFacts()
+    packages = run.reply("packages")
+    if packages and packages.get("ok"):
+        result = packages["result"]
+        dists = result.get("torch_dists") or []
+        facts.installed = bool(dists)
+        facts.dist_versions = [d.get("version") for d in dists]
+        facts.installers = [d.get("installer") or "unknown" for d in dists]
+        facts.version = dists[0].get("version") if dists else None
+        facts.conda_pytorch = list(result.get("conda_pytorch") or [])
+        facts.numpy_version = result.get("numpy_version")
+    probe = run.reply("probe")
+    facts.worker_stderr = run.stderr.strip()[-4000:] or None
+    if probe is None or not probe.get("ok"):
+        if probe is not None:
+            facts.probe_failure = "probe_error"  # the probe task itself raised
+        elif run.start_error:
+            facts.probe_failure = "start_failed"
+        elif run.timed_out:
+            facts.probe_failure = "timed_out"
+        else:
+            facts.probe_failure = "crashed"
+        facts.error = ((probe or {}).get("error") or run.failure_text()
+                       or _("no answer from the worker"))
+        facts.probe_seconds = run.seconds
+        return facts
+    result = probe["result"]
+    facts.probe_seconds = probe.get("seconds")
+    facts.importable = bool(result.get("importable"))
+    facts.import_warnings = list(result.get("import_warnings") or [])
+    facts.error = result.get("error")
+    facts.traceback = result.get("traceback")
+    if facts.importable:  # a torch without metadata (on PYTHONPATH) is installed all the same
+        facts.installed = True
+    if not facts.importable:
+        return facts
+    facts.version = result.get("version") or facts.version
+    facts.path = result.get("path")
+    facts.cuda = result.get("cuda")
+    facts.hip = result.get("hip")
+    facts.cudnn = result.get("cudnn")
+    facts.arch_list = list(result.get("arch_list") or [])
+    facts.cuda_available = bool(result.get("cuda_available"))
+    facts.devices = list(result.get("devices") or [])
+    facts.cuda_warnings = list(result.get("cuda_warnings") or [])
+    facts.mps_built = bool(result.get("mps_built"))
+    facts.mps_available = bool(result.get("mps_available"))
+    facts.numpy_version = result.get("numpy_version") or facts.numpy_version
+    facts.numpy_ok = result.get("numpy_ok")
+    facts.numpy_error = result.get("numpy_error")
+    return facts
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in the environment (some containers)
+        return ""
+
+
+def facts_to_json(
+    facts: Facts,
+    checks: Sequence[Any],
+    *,
+    kind: str = "info",
+    training: Optional[list] = None,
+    mirror: Optional[Mapping[str, Optional[str]]] = None,
+) -> dict:
+    """The report object of `cnnsetup.report_schema`: every top-level key, in its order."""
+    check_dicts = [c.to_json() if hasattr(c, "to_json") else dict(c) for c in checks]
+    nvidia = asdict(facts.nvidia)
+    gpus = nvidia.pop("gpus")
+    values = {
+        "schema": SCHEMA_VERSION,
+        "kind": kind,
+        "ok": not any(c.get("status") == "fail" for c in check_dicts),
+        "host": facts.host,
+        "user": facts.user,
+        "created": facts.created,
+        "cnnsetup_version": __version__,
+        "duration_s": facts.duration_s,
+        "system": asdict(facts.system),
+        "python": asdict(facts.python),
+        "conda": asdict(facts.conda),
+        "torch": asdict(facts.torch),
+        "nvidia": nvidia,
+        "gpus": gpus,
+        "mirror": dict(mirror) if mirror else {"conda": None, "pip": None},
+        "checks": check_dicts,
+        "training": list(training or []),
+    }
+    return {key: values[key] for key in TOP_LEVEL_KEYS}

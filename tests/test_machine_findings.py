@@ -1,0 +1,230 @@
+"""The rules: each row of the failure table (TORCH.md) becomes a finding with its id, status and
+fix; a healthy machine gets only passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnsetup.machine.facts import TorchFacts
+from cnnsetup.machine.findings import evaluate
+from cnnsetup.machine.torch_install import machine_from_facts, recommend
+from tests.machine_helpers import GIB, make_facts, nvidia
+
+CU124_ARCHS = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
+
+
+def by_id(findings):
+    return {f.id: f for f in findings}
+
+
+def statuses(findings):
+    return {f.id: f.status for f in findings}
+
+
+def cuda_torch(version, cuda, archs=CU124_ARCHS, devices=(), available=True, **more):
+    return TorchFacts(installed=True, importable=True, version=version, cuda=cuda,
+                      arch_list=list(archs), devices=list(devices), cuda_available=available,
+                      numpy_ok=True, installers=["pip"], dist_versions=[version], **more)
+
+
+def test_a_healthy_cpu_machine_has_only_passes_and_skips():
+    found = statuses(evaluate(make_facts()))
+    assert set(found.values()) <= {"pass", "skip"}
+    assert found["torch.import"] == "pass" and found["gpu.none"] == "pass"
+    assert found["python.version"] == "pass"
+
+
+def test_a_working_cuda_machine_passes_and_notes_out_of_memory_as_a_skip():
+    facts = make_facts(nvidia=nvidia("several"), torch=cuda_torch(
+        "2.13.0+cu130", "13.0", ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+        devices=[{"index": 0, "name": "NVIDIA GeForce RTX 3090", "capability": "8.6"}]))
+    found = statuses(evaluate(facts))
+    assert found["cuda.available"] == "pass"
+    assert found["cuda.oom"] == "skip"
+    assert "fail" not in found.values()
+
+
+def test_cpu_only_torch_on_an_nvidia_machine_fails_with_a_cuda_index_fix():
+    facts = make_facts(nvidia=nvidia("blackwell"))
+    finding = by_id(evaluate(facts))["torch.cpu_only_with_gpu"]
+    assert finding.status == "fail"
+    assert finding.fix.splitlines()[0] == "python -m pip uninstall -y torch"
+    assert "--index-url https://download.pytorch.org/whl/cu128" in finding.fix
+
+
+def test_driver_too_old_for_the_torch_build():
+    facts = make_facts(
+        nvidia=nvidia("old_driver"),
+        torch=cuda_torch("2.8.0+cu128", "12.8", cuda_warnings=[
+            "UserWarning: CUDA initialization: The NVIDIA driver on your system is too old "
+            "(found version 11040)."], available=False))
+    finding = by_id(evaluate(facts))["driver.too_old"]
+    assert finding.status == "fail"
+    assert "470.256.02" in finding.summary
+    assert "found version 11040" in finding.detail
+    assert finding.fix.endswith("--index-url https://download.pytorch.org/whl/cu118")
+
+
+def test_torchs_own_too_old_warning_counts_even_when_nvidia_smi_gave_no_version():
+    facts = make_facts(
+        nvidia={"found": True, "gpus": nvidia("ampere_535").gpus, "driver_version": None},
+        torch=cuda_torch("2.13.0+cu130", "13.0", available=False, cuda_warnings=[
+            "UserWarning: The NVIDIA driver on your system is too old (found version 12020)."]))
+    assert statuses(evaluate(facts))["driver.too_old"] == "fail"
+
+
+def test_a_card_missing_from_the_wheels_arch_list_fails():
+    facts = make_facts(nvidia=nvidia("blackwell"), torch=cuda_torch(
+        "2.5.1+cu124", "12.4", devices=[{"index": 0, "name": "NVIDIA GeForce RTX 5090",
+                                         "capability": "12.0"}]))
+    found = evaluate(facts)
+    finding = by_id(found)["gpu.arch_unsupported"]
+    assert finding.status == "fail"
+    assert "sm_120" in finding.summary
+    assert "/whl/cu128" in finding.fix
+    assert "cuda.available" not in by_id(found)
+
+
+def test_a_pascal_card_runs_sm_60_code():
+    facts = make_facts(nvidia=nvidia("pascal_575"), torch=cuda_torch(
+        "2.7.1+cu118", "11.8", devices=[{"index": 0, "name": "NVIDIA GeForce GTX 1080",
+                                         "capability": "6.1"}]))
+    assert "gpu.arch_unsupported" not in statuses(evaluate(facts))
+
+
+def test_windows_dll_error_points_at_the_visual_cpp_redistributable():
+    error = ('OSError: [WinError 126] The specified module could not be found. Error loading '
+             '"C:\\env\\Lib\\site-packages\\torch\\lib\\fbgemm.dll" or one of its dependencies.')
+    facts = make_facts(platform="win32", torch=TorchFacts(installed=True, importable=False,
+                                                          version="2.5.1", error=error))
+    finding = by_id(evaluate(facts))["torch.dll_error"]
+    assert finding.status == "fail"
+    assert finding.detail == error
+    assert finding.fix == "winget install --id Microsoft.VCRedist.2015+.x64 -e"
+    assert "https://aka.ms/vs/17/release/vc_redist.x64.exe" in finding.summary
+
+
+def test_a_shared_library_error_on_linux_suggests_reinstalling():
+    facts = make_facts(torch=TorchFacts(installed=True, importable=False, version="2.5.1",
+                                        error="OSError: libcudnn.so.9: cannot open shared object file"))
+    finding = by_id(evaluate(facts))["torch.dll_error"]
+    assert finding.fix.startswith("python -m pip uninstall -y torch\n")
+
+
+@pytest.mark.parametrize("torch", [
+    TorchFacts(installed=True, importable=True, version="2.1.0", numpy_version="2.1.0",
+               import_warnings=["UserWarning: Failed to initialize NumPy: _ARRAY_API not found"]),
+    TorchFacts(installed=True, importable=True, version="2.1.0", numpy_version="2.1.0",
+               numpy_ok=False, numpy_error="RuntimeError: Numpy is not available"),
+    TorchFacts(installed=True, importable=False, version="2.1.0", numpy_version="2.1.0",
+               error="ImportError: numpy.core.multiarray failed to import"),
+], ids=["warning", "from_numpy", "import"])
+def test_numpy_abi_mismatch(torch):
+    finding = by_id(evaluate(make_facts(torch=torch)))["numpy.abi_mismatch"]
+    assert finding.status == "fail"
+    assert finding.fix == 'python -m pip install "numpy<2"'
+
+
+def test_missing_torch_fails_with_the_torch_command_as_fix():
+    facts = make_facts(nvidia=nvidia("blackwell"), torch=TorchFacts(
+        installed=False, error="ModuleNotFoundError: No module named 'torch'"))
+    finding = by_id(evaluate(facts))["torch.missing"]
+    assert finding.status == "fail"
+    assert finding.fix == recommend(machine_from_facts(facts)).command
+    assert "/whl/cu12" in finding.fix
+
+
+def test_pip_of_another_interpreter_is_the_wrong_interpreter():
+    facts = make_facts(python={"pip_matches": False,
+                               "pip_python": "/usr/lib/python3/dist-packages/pip (python 3.12)"},
+                       torch=TorchFacts(installed=False))
+    found = by_id(evaluate(facts))
+    assert found["python.wrong_interpreter"].status == "warn"
+    assert "/usr/lib/python3/dist-packages/pip" in found["python.wrong_interpreter"].summary
+    assert found["torch.missing"].status == "fail"
+
+
+def test_an_active_environment_other_than_this_python_is_the_wrong_interpreter():
+    facts = make_facts(python={"active_env_prefix": "/home/student/miniconda3/envs/dl"})
+    assert statuses(evaluate(facts))["python.wrong_interpreter"] == "warn"
+
+
+@pytest.mark.parametrize("python, failing", [
+    ({"bits": 32}, "python.32bit"),
+    ({"version": "3.8.10"}, "python.unsupported_version"),
+    ({"version": "3.15.0"}, "python.unsupported_version"),
+])
+def test_from_versions_none_pythons(python, failing):
+    found = statuses(evaluate(make_facts(python=python, torch=TorchFacts(installed=False))))
+    assert found[failing] == "fail"
+    assert "python.version" not in found
+
+
+def test_an_unsupported_python_with_a_working_torch_is_only_a_warning():
+    assert statuses(evaluate(make_facts(python={"version": "3.9.18"})))[
+        "python.unsupported_version"] == "warn"
+
+
+def test_conda_pytorch_mixed_with_pip_torch():
+    torch = TorchFacts(installed=True, importable=True, version="2.5.1", installers=["pip"],
+                       dist_versions=["2.5.1"], conda_pytorch=["pytorch-2.5.1-py3.11_cuda12.4_0"])
+    finding = by_id(evaluate(make_facts(torch=torch, conda={"found": True})))["torch.conda_pip_mix"]
+    assert finding.status == "fail"
+    assert finding.fix.splitlines()[:2] == ["conda remove -y --force pytorch",
+                                           "python -m pip uninstall -y torch"]
+
+
+def test_mps_built_but_unavailable_on_macos():
+    facts = make_facts(platform="darwin",
+                       system={"os": "macOS", "os_version": "13.6", "arch": "arm64"},
+                       torch=TorchFacts(installed=True, importable=True, version="2.13.0",
+                                        mps_built=True, mps_available=False))
+    finding = by_id(evaluate(facts))["mps.unavailable"]
+    assert finding.status == "warn" and "13.6" in finding.summary
+
+
+def test_mps_available_passes():
+    facts = make_facts(platform="darwin", torch=TorchFacts(
+        installed=True, importable=True, version="2.13.0", mps_built=True, mps_available=True))
+    assert statuses(evaluate(facts))["mps.available"] == "pass"
+
+
+def test_a_hang_and_a_crash_of_the_probe_fail_with_their_text():
+    hang = make_facts(torch=TorchFacts(installed=True, probe_failure="timed_out",
+                                       error="no answer from task 'probe' in time"))
+    crash = make_facts(torch=TorchFacts(installed=True, probe_failure="crashed",
+                                        error="the worker ended with signal 11 (SIGSEGV)"))
+    assert by_id(evaluate(hang))["torch.probe_timeout"].detail.startswith("no answer")
+    assert by_id(evaluate(crash))["torch.crashed"].status == "fail"
+
+
+def test_cuda_build_that_sees_no_device_without_a_known_cause():
+    facts = make_facts(nvidia=nvidia("several"), torch=cuda_torch(
+        "2.13.0+cu130", "13.0", ["sm_75", "sm_80", "sm_86", "sm_90"], available=False))
+    assert statuses(evaluate(facts))["torch.cuda_unavailable"] == "fail"
+
+
+def test_nvidia_smi_errors_are_warnings_with_their_text():
+    facts = make_facts(nvidia={"found": True, "error": "nvidia-smi: no answer within 10 s"})
+    finding = by_id(evaluate(facts))["nvidia.smi_error"]
+    assert finding.status == "warn" and "10 s" in finding.detail
+
+
+@pytest.mark.parametrize("system, expected", [
+    ({"ram_total_bytes": 4 * GIB, "ram_available_bytes": 3 * GIB}, ("ram.low", "warn")),
+    ({"ram_available_bytes": 1 * GIB}, ("ram.low", "warn")),
+    ({"disk_free_home_bytes": 6 * GIB}, ("disk.low", "warn")),
+    ({"disk_free_home_bytes": 1 * GIB}, ("disk.low", "fail")),
+    ({"pkgs_dir": "/opt/conda/pkgs", "disk_free_pkgs_bytes": 2 * GIB}, ("disk.low", "fail")),
+])
+def test_low_ram_and_disk(system, expected):
+    found = statuses(evaluate(make_facts(system=system)))
+    assert found[expected[0]] == expected[1]
+
+
+def test_finding_ids_are_unique_and_dotted():
+    facts = make_facts(nvidia=nvidia("blackwell"), python={"bits": 32, "pip_matches": False})
+    found = evaluate(facts)
+    ids = [f.id for f in found]
+    assert len(ids) == len(set(ids))
+    assert all("." in i and i == i.lower() and " " not in i for i in ids)

@@ -1,0 +1,83 @@
+"""nvidia-smi, asked with stand-ins for real drivers and cards: never a crash, never a hang."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cnnsetup.machine import gpu
+from tests.machine_helpers import write_smi
+
+
+def test_no_nvidia_smi_means_no_nvidia_gpu():
+    facts = gpu.query()
+    assert facts.found is False
+    assert facts.gpus == [] and facts.error is None
+
+
+def test_old_driver_without_compute_cap_field_falls_back_to_the_card_name(bin_dir):
+    write_smi(bin_dir, "old_driver")
+    facts = gpu.query()
+    assert facts.found and facts.error is None
+    assert (facts.driver_version, facts.cuda_version) == ("470.256.02", "11.4")
+    [card] = facts.gpus
+    assert card.name == "NVIDIA GeForce GTX 1080"
+    assert card.compute_cap == "6.1"  # from the name: R470 cannot answer compute_cap
+    assert card.memory_total_mib == 8192
+
+
+def test_blackwell_card_reports_sm_12_and_cuda_from_the_header(bin_dir):
+    write_smi(bin_dir, "blackwell")
+    facts = gpu.query()
+    assert facts.cuda_version == "12.9"
+    assert [(g.name, g.compute_cap) for g in facts.gpus] == [("NVIDIA GeForce RTX 5090", "12.0")]
+
+
+def test_several_gpus_are_listed_in_order(bin_dir):
+    write_smi(bin_dir, "several")
+    facts = gpu.query()
+    assert [g.index for g in facts.gpus] == [0, 1]
+    assert [g.compute_cap for g in facts.gpus] == ["8.6", "8.9"]
+    assert facts.driver_version == "580.95.05"
+
+
+def test_garbage_output_becomes_an_error_not_a_crash(bin_dir):
+    write_smi(bin_dir, "garbage")
+    facts = gpu.query()
+    assert facts.found and facts.gpus == []
+    assert "unexpected line" in facts.error
+
+
+def test_a_hanging_nvidia_smi_is_given_up_after_the_timeout(bin_dir):
+    write_smi(bin_dir, "hang")
+    started = time.monotonic()
+    facts = gpu.query(timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert facts.found and facts.gpus == []
+    assert "no answer within 0.5 s" in facts.error
+
+
+def test_driver_that_does_not_load_keeps_nvidia_smis_own_words(bin_dir):
+    write_smi(bin_dir, "no_driver")
+    facts = gpu.query()
+    assert "couldn't communicate with the NVIDIA driver" in facts.error
+    assert "exit status 9" in facts.error
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("| NVIDIA-SMI 575.51.03   Driver Version: 575.51.03   CUDA Version: 12.9  |", ("575.51.03", "12.9")),
+    ("Driver Version: 470.256.02     CUDA Version: 11.4", ("470.256.02", "11.4")),
+    ("nothing here", (None, None)),
+])
+def test_header_parsing(text, expected):
+    assert gpu.parse_header(text) == expected
+
+
+def test_on_windows_nvidia_smi_is_also_looked_for_where_the_driver_puts_it(tmp_path):
+    system32 = tmp_path / "Windows" / "System32"
+    system32.mkdir(parents=True)
+    (system32 / "nvidia-smi.exe").write_bytes(b"")
+    env = {"PATH": str(tmp_path / "empty"), "SystemRoot": str(tmp_path / "Windows")}
+    assert gpu.find_nvidia_smi(env=env, platform="win32") == str(system32 / "nvidia-smi.exe")
+    assert gpu.find_nvidia_smi(env=env, platform="linux") is None
