@@ -22,6 +22,7 @@ COMMANDS = {
     "mirror": "cnnsetup.commands.mirror:mirror",
     "info": "cnnsetup.commands.info:info",
     "torch-command": "cnnsetup.commands.info:torch_command",
+    "verify": "cnnsetup.commands.verify:verify",
     "explain": "cnnsetup.commands.explain:explain",
     "report": "cnnsetup.commands.report:report",
 }

@@ -76,3 +76,32 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, in
 def key_values(pairs: Iterable[tuple[str, str]], indent: int = 2) -> str:
     """"label  value" lines with the values aligned."""
     return table([[k, v] for k, v in pairs], indent=indent)
+
+
+class ProgressLine:
+    """A one-line progress bar on stderr, redrawn in place: "  training cpu  [#####-----]  50%".
+
+    Fed with the worker's events ("DEVICE DONE TOTAL"); only used when stderr is a terminal."""
+
+    def __init__(self, columns: int = 30) -> None:
+        self.columns = columns
+        self.shown = False
+
+    def event(self, line: str) -> None:
+        parts = line.split()
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            return
+        device, done, total = parts[0], int(parts[1]), max(1, int(parts[2]))
+        filled = self.columns * done // total
+        bar = "#" * filled + "-" * (self.columns - filled)
+        from cnnsetup.i18n import _
+
+        label = _("training on {device}").format(device=device)
+        sys.stderr.write(f"\r  {label}  [{bar}] {100 * done // total:3d}%")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * (self.columns + 40) + "\r")
+            sys.stderr.flush()

@@ -106,7 +106,7 @@ def render_info(facts: Facts, findings: list[Finding]) -> str:
         out.append(key_values([(pad(k, label_width), v) for k, v in rows]))
         out.append("")
     out.append(style(_("Checks"), bold=True))
-    out += _check_lines(findings)
+    out += check_lines(findings)
     return "\n".join(out)
 
 
@@ -217,7 +217,8 @@ def _wrap(text: str, indent: int) -> list[str]:
 _STATUS_WORDS = {"pass": N_("pass"), "warn": N_("warn"), "fail": N_("FAIL"), "skip": N_("skip")}
 
 
-def _check_lines(findings: list[Finding]) -> list[str]:
+def check_lines(findings: list[Finding]) -> list[str]:
+    """Each check: status word, id, summary, and for problems the detail and the fix."""
     words = {k: _(v) for k, v in _STATUS_WORDS.items()}
     status_w = max(width(w) for w in words.values())
     id_w = max((width(f.id) for f in findings), default=0)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from cnnsetup import __version__
 from cnnsetup.i18n import _
@@ -103,9 +103,12 @@ def collect(
     smi_timeout: float = gpu_module.SMI_TIMEOUT_S,
     extra_tasks: Sequence[Any] = (),
     extra_timeouts: Sequence[float] = (),
+    on_event: Optional[Callable[[str], None]] = None,
+    nvidia: Optional[NvidiaFacts] = None,
 ) -> Facts:
     """Collect every fact; `extra_tasks` run in the same torch worker after the probe (their
-    replies are in `facts.worker`). `python` is the interpreter to probe torch in."""
+    replies are in `facts.worker`, their progress events go to `on_event`). `python` is the
+    interpreter to probe torch in; `nvidia`, when the caller already asked nvidia-smi."""
     started = time.monotonic()
     env = os.environ if env is None else env
     session = WorkerSession(
@@ -113,15 +116,18 @@ def collect(
         python=python,
         timeouts=[PACKAGES_TIMEOUT_S, torch_timeout, *extra_timeouts],
         env=env,
+        on_event=on_event,
     )
     with ThreadPoolExecutor(max_workers=3) as pool:
-        nvidia_future = pool.submit(gpu_module.query, timeout=smi_timeout, platform=platform)
+        nvidia_future = (None if nvidia is not None else
+                         pool.submit(gpu_module.query, timeout=smi_timeout, platform=platform))
         conda_future = pool.submit(collect_conda, env)
         python_future = pool.submit(collect_python, env=env, platform=platform)
         conda = conda_future.result()
         system = collect_system(_pkgs_dir(conda), platform=platform, env=env)
         python_facts = python_future.result()
-        nvidia = nvidia_future.result()
+        if nvidia_future is not None:
+            nvidia = nvidia_future.result()
     worker = session.wait()
     return Facts(
         system=system,

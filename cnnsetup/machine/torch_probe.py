@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from cnnsetup.i18n import _
 
@@ -22,6 +22,7 @@ WORKER = Path(__file__).with_name("worker.py")
 PROBE_TIMEOUT_S = 60.0  # a cold `import torch` on Windows behind a virus scanner takes long
 EXIT_GRACE_S = 3.0  # after the last answer, how long the worker may take to exit
 STDERR_KEEP = 20_000
+EVENT_PREFIX = "@cnnsetup-progress"  # the worker's progress lines on stderr (verify_tasks)
 
 
 @dataclass
@@ -84,8 +85,12 @@ class WorkerSession:
         python: Optional[str] = None,
         timeouts: Optional[Sequence[float]] = None,
         env: Optional[Mapping[str, str]] = None,
+        on_event: Optional[Callable[[str], None]] = None,
     ) -> None:
+        """`on_event(line)` receives, as they arrive, the worker's stderr lines that start with
+        EVENT_PREFIX (progress of a long task); every other line is kept for the report."""
         self.tasks = [_normalise(t) for t in tasks]
+        self._on_event = on_event
         self.timeouts = list(timeouts) if timeouts else [PROBE_TIMEOUT_S] * len(self.tasks)
         self.run = WorkerRun()
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
@@ -126,8 +131,19 @@ class WorkerSession:
 
     def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
-        for raw in iter(lambda: self._proc.stderr.read(4096), b""):  # type: ignore[union-attr]
-            self._stderr_chunks.append(raw.decode("utf-8", errors="replace"))
+        if self._on_event is None:
+            for raw in iter(lambda: self._proc.stderr.read(4096), b""):  # type: ignore[union-attr]
+                self._stderr_chunks.append(raw.decode("utf-8", errors="replace"))
+            return
+        for raw in self._proc.stderr:  # line by line, so events arrive while the task runs
+            line = raw.decode("utf-8", errors="replace")
+            if line.startswith(EVENT_PREFIX):
+                try:
+                    self._on_event(line[len(EVENT_PREFIX):].strip())
+                except Exception:  # a broken progress display must not lose the worker's output
+                    pass
+            else:
+                self._stderr_chunks.append(line)
 
     def wait(self) -> WorkerRun:
         """Collect one reply per task, each within its timeout; kill the worker on a deadline."""
@@ -189,9 +205,10 @@ def run_tasks(
     python: Optional[str] = None,
     timeouts: Optional[Sequence[float]] = None,
     env: Optional[Mapping[str, str]] = None,
+    on_event: Optional[Callable[[str], None]] = None,
 ) -> WorkerRun:
     """Start a worker on `tasks` and wait for it (see `WorkerSession` to overlap other work)."""
-    return WorkerSession(tasks, python=python, timeouts=timeouts, env=env).wait()
+    return WorkerSession(tasks, python=python, timeouts=timeouts, env=env, on_event=on_event).wait()
 
 
 def _normalise(task: Any) -> dict:

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-PROGRESS_PREFIX = "@cnnsetup-progress"
+PROGRESS_PREFIX = "@cnnsetup-progress"  # must equal torch_probe.EVENT_PREFIX (this file imports only the stdlib)
 
 # Tolerances, stated so the report can quote them.
 CONV_TOLERANCE = 1e-5  # definition-based convolution vs conv2d (float64 on CPU/CUDA)

@@ -32,6 +32,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -41,6 +42,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 _torch_state: dict = {}
+_torch_lock = threading.Lock()
+# Tasks that import torch: when one is queued, the import starts at once in the background, so
+# it overlaps the tasks that do not need it (the package listing).
+_TORCH_TASKS = {"probe", "conv_check", "train"}
 
 
 def _import_torch():
@@ -244,11 +249,27 @@ def sleep(seconds: float = 0.0) -> dict:
     return {"slept": seconds}
 
 
+def _proof_task(name: str):
+    """A `cnnsetup verify` task (cnnsetup.machine.verify_tasks), imported when first used: it
+    needs cnnsetup and reference_net importable in this interpreter, the probe does not."""
+
+    def run(**args):
+        from cnnsetup.machine import verify_tasks
+
+        _import_torch()  # the same import (and its recorded warnings) as the probe's
+        return verify_tasks.TASKS[name](**args)
+
+    run.__name__ = name
+    return run
+
+
 # name -> function(**args) -> JSON-serialisable dict
 TASKS = {
     "packages": packages,
     "probe": probe,
     "sleep": sleep,
+    "conv_check": _proof_task("conv_check"),
+    "train": _proof_task("train"),
 }
 
 
@@ -291,6 +312,13 @@ def run_task(task: dict) -> dict:
     return reply
 
 
+def _import_torch_quietly() -> None:
+    try:
+        _import_torch()
+    except BaseException:  # kept in _torch_state; the task that needs torch reports it
+        pass
+
+
 def main() -> int:
     """Read the task list from stdin, answer one JSON line per task on the protocol stream."""
     out = _protocol_stream()
@@ -299,6 +327,8 @@ def main() -> int:
     except (ValueError, TypeError) as exc:
         out.write(json.dumps({"id": None, "task": None, "ok": False, "error": _error_text(exc)}) + "\n")
         return 2
+    if any(task["task"] in _TORCH_TASKS for task in tasks):
+        threading.Thread(target=_import_torch_quietly, daemon=True).start()
     for task in tasks:
         out.write(json.dumps(run_task(task), default=str) + "\n")
         out.flush()

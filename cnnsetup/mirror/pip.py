@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from cnnsetup.errors import CnnsetupError
@@ -244,3 +245,46 @@ def overrides_from(debug: DebugInfo, env: Optional[Mapping[str, str]] = None) ->
 def overrides(python: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> list[Override]:
     """What else sets pip's index on this machine (runs `pip config debug`)."""
     return overrides_from(config_debug(python, env), env)
+
+
+def index_url_from_files(env: Optional[Mapping[str, str]] = None,
+                         platform: Optional[str] = None) -> Optional[str]:
+    """pip's index as its environment variable and user files set it, read without starting
+    pip (cheap enough for every report): PIP_INDEX_URL, else PIP_CONFIG_FILE, else the user
+    files, later ones winning as pip reads them. None when none sets it (PyPI)."""
+    import configparser
+
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if env.get("PIP_INDEX_URL"):
+        return env["PIP_INDEX_URL"].split()[0]
+    if env.get("PIP_CONFIG_FILE"):
+        files = [Path(env["PIP_CONFIG_FILE"])]
+    elif platform == "win32":
+        appdata = env.get("APPDATA") or str(Path(env.get("USERPROFILE", "~")) / "AppData" / "Roaming")
+        files = [Path(env.get("USERPROFILE", "~")) / "pip" / "pip.ini", Path(appdata) / "pip" / "pip.ini"]
+    else:
+        home = Path(env.get("HOME", "~"))
+        xdg = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+        files = [home / ".pip" / "pip.conf", xdg / "pip" / "pip.conf"]
+    found = None
+    for path in files:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        for section in ("global", "install"):
+            if parser.has_option(section, "index-url"):
+                found = parser.get(section, "index-url").strip() or found
+    return found
+
+
+def mirror_of_index_files(env: Optional[Mapping[str, str]] = None,
+                          platform: Optional[str] = None) -> Optional[str]:
+    """The registry mirror whose PyPI index pip uses (see `index_url_from_files`), or None."""
+    from cnnsetup.mirror import registry
+
+    url = index_url_from_files(env, platform)
+    mirror = registry.mirror_of_pypi(url) if url else None
+    return mirror.name if mirror else None

@@ -156,3 +156,13 @@ def mirror_of_url(url: str) -> Optional[Mirror]:
             if (normalized == prefix or normalized.startswith(prefix + "/")) and len(prefix) > best[0]:
                 best = (len(prefix), mirror)
     return best[1]
+
+
+def mirror_of_pypi(url: str) -> Optional[Mirror]:
+    """The mirror whose PyPI index `url` is (http or https, trailing slash or not), or None."""
+    def norm(u: str) -> str:
+        u = u.strip().rstrip("/")
+        return "https://" + u[len("http://"):] if u.startswith("http://") else u
+
+    wanted = norm(url)
+    return next((m for m in MIRRORS if norm(m.pypi) == wanted), None)

@@ -1,0 +1,323 @@
+"""`cnnsetup verify`: the machine's facts and findings, then proof that the stack really works.
+
+One torch worker does everything that needs torch: the probe, then per device the convolution
+check and the training of the reference network (with its checkpoint round trip and, on a GPU,
+agreement with the CPU). A task that hangs or crashes the worker becomes a failed check with its
+text; a new worker then runs the tasks still to do, so one bad device never hides the others.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as platform_module
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+from cnnsetup.i18n import _
+from cnnsetup.machine import gpu as gpu_module
+from cnnsetup.machine.facts import Facts, collect, facts_to_json
+from cnnsetup.machine.findings import Finding, evaluate
+from cnnsetup.machine.torch_probe import WorkerRun, WorkerSession
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps", "all")
+TRAIN_TIMEOUT_S = 120.0  # the smoke run takes about a second on a laptop CPU
+CONV_TIMEOUT_S = 60.0
+
+
+@dataclass
+class VerifyOptions:
+    """What `cnnsetup verify` was asked to do."""
+
+    device: str = "auto"
+    epochs: Optional[int] = None  # None: the smoke configuration's
+    seed: int = 0
+    ddp: Optional[int] = None  # processes for the DistributedDataParallel check
+    timeout: float = TRAIN_TIMEOUT_S  # per training run
+    python: Optional[str] = None  # the interpreter to verify (default: this one)
+
+
+@dataclass
+class VerifyResult:
+    """The facts, every check (machine findings first, then the proof), and the training runs."""
+
+    facts: Facts
+    checks: list[Finding]
+    training: list[dict] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status == "fail" for c in self.checks)
+
+    def to_json(self, mirror: Optional[Mapping[str, Optional[str]]] = None, kind: str = "verify") -> dict:
+        report = facts_to_json(self.facts, self.checks, kind=kind, training=self.training,
+                               mirror=mirror)
+        report["duration_s"] = self.duration_s
+        return report
+
+
+def plan_devices(choice: str, nvidia_gpus: int, *, platform: str = sys.platform,
+                 machine: Optional[str] = None) -> list[str]:
+    """The devices to prove, from what nvidia-smi lists (torch's own view is checked in the
+    worker: a device torch does not see is skipped there, or failed when asked for by name)."""
+    machine = (machine or platform_module.machine()).lower()
+    apple_silicon = platform == "darwin" and machine in ("arm64", "aarch64")
+    cuda = [f"cuda:{i}" for i in range(nvidia_gpus)]
+    if choice == "cpu":
+        return ["cpu"]
+    if choice == "cuda":
+        return cuda or ["cuda:0"]
+    if choice == "mps":
+        return ["mps"]
+    devices = ["cpu"] + cuda
+    if apple_silicon or (choice == "all" and platform == "darwin"):
+        devices.append("mps")
+    return devices
+
+
+def proof_tasks(devices: list[str], options: VerifyOptions, progress: bool) -> list[tuple[dict, float]]:
+    """The worker tasks for `devices`, each with its time limit."""
+    tasks = []
+    for device in devices:
+        tasks.append(({"task": "conv_check", "id": f"conv:{device}",
+                       "args": {"device": device, "seed": options.seed}}, CONV_TIMEOUT_S))
+        tasks.append(({"task": "train", "id": f"train:{device}",
+                       "args": {"device": device, "epochs": options.epochs, "seed": options.seed,
+                                "progress": progress}}, options.timeout))
+    return tasks
+
+
+def run_verify(options: VerifyOptions, *, on_event: Optional[Callable[[str], None]] = None,
+               env: Optional[Mapping[str, str]] = None, platform: str = sys.platform) -> VerifyResult:
+    """Collect the facts and run the proof; never raises for what goes wrong in torch."""
+    started = time.monotonic()
+    nvidia = gpu_module.query(platform=platform)
+    devices = plan_devices(options.device, len(nvidia.gpus), platform=platform)
+    tasks = proof_tasks(devices, options, progress=on_event is not None)
+    facts = collect(python=options.python, platform=platform, env=env, nvidia=nvidia,
+                    extra_tasks=[t for t, _ in tasks], extra_timeouts=[s for _, s in tasks],
+                    on_event=on_event)
+    findings = evaluate(facts)
+    replies = _all_replies(facts.worker, tasks, options, env, on_event)
+    explicit = options.device not in ("auto", "all")
+    fix = _reinstall_fix(findings)
+    torch_ok = bool(facts.torch.importable)
+    checks: list[Finding] = []
+    training: list[dict] = []
+    for device in devices:
+        checks += _conv_checks(device, replies[f"conv:{device}"], explicit, torch_ok, fix)
+        train_checks, run = _train_checks(device, replies[f"train:{device}"], explicit, torch_ok,
+                                          fix, facts)
+        checks += train_checks
+        if run is not None:
+            training.append(run)
+    if options.ddp:
+        ddp_check, ddp_run = _ddp_check(options, devices, torch_ok, env)
+        checks.append(ddp_check)
+        if ddp_run is not None:
+            training.append(ddp_run)
+    return VerifyResult(facts, findings + checks, training, round(time.monotonic() - started, 3))
+
+
+def _all_replies(first: Optional[WorkerRun], tasks: list[tuple[dict, float]],
+                 options: VerifyOptions, env: Optional[Mapping[str, str]],
+                 on_event: Optional[Callable[[str], None]]) -> dict[str, dict]:
+    """A reply for every proof task. A task that hung or crashed the worker gets a failure
+    reply with the worker's text; the tasks after it run again in a fresh worker."""
+    replies: dict[str, dict] = {}
+    pending = list(tasks)
+    run = first
+    while pending:
+        if run is not None:
+            for task, _limit in pending:
+                reply = run.reply(task["id"])
+                if reply is not None:
+                    replies[task["id"]] = reply
+        missing = [(t, s) for t, s in pending if t["id"] not in replies]
+        if not missing:
+            break
+        failure = (run.failure_text() if run else None) or "the worker gave no answer"
+        if run is None or run.start_error:
+            for task, _limit in missing:
+                replies[task["id"]] = {"ok": False, "error": failure}
+            break
+        culprit = run.timed_out_task if run.timed_out else missing[0][0]["id"]
+        replies[culprit] = {"ok": False, "error": failure, "timed_out": run.timed_out}
+        pending = [(t, s) for t, s in missing if t["id"] != culprit]
+        if pending:
+            session = WorkerSession([t for t, _ in pending], python=options.python,
+                                    timeouts=[s for _, s in pending],
+                                    env=dict(os.environ if env is None else env),
+                                    on_event=on_event)
+            run = session.wait()
+    return replies
+
+
+def _reinstall_fix(findings: list[Finding]) -> Optional[str]:
+    """The torch install command the machine findings already computed, for proof failures."""
+    for finding in findings:
+        if finding.id.startswith("torch.") and finding.fix and finding.status == "fail":
+            return finding.fix
+    return "cnnsetup torch-command"
+
+
+def _not_run(check_id: str, device: str, reply: dict, explicit: bool, torch_ok: bool,
+             fix: Optional[str]) -> Optional[Finding]:
+    """A check for a task that did not produce a result: skipped, or failed with its text."""
+    if not torch_ok:
+        return Finding(check_id, "skip", _("Not run on {device}: torch cannot be imported (see "
+                                           "the torch check above).").format(device=device))
+    if not reply.get("ok"):
+        if reply.get("timed_out"):
+            summary = _("No answer from {device} within the time limit: the run hung and was "
+                        "stopped.").format(device=device)
+        else:
+            summary = _("Failed on {device} with an error.").format(device=device)
+        return Finding(check_id, "fail", summary, fix, _last_lines(reply.get("error")))
+    result = reply.get("result") or {}
+    if result.get("skipped"):
+        status = "fail" if explicit else "skip"
+        return Finding(check_id, status, _("Not run on {device}: {reason}.").format(
+            device=device, reason=result.get("reason")), fix if explicit else None)
+    return None
+
+
+def _conv_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
+                 fix: Optional[str]) -> list[Finding]:
+    check_id = f"verify.conv.{device}"
+    early = _not_run(check_id, device, reply, explicit, torch_ok, fix)
+    if early:
+        return [early]
+    result = reply["result"]
+    words = _("Convolution by definition agrees with conv2d on {device} (largest difference "
+              "{error:.1e}, allowed {tolerance:.0e}).").format(
+        device=device, error=result["max_abs_error"], tolerance=result["tolerance"])
+    checks = [Finding(check_id, "pass" if result["max_abs_error"] <= result["tolerance"] else "fail",
+                      words, None if result["max_abs_error"] <= result["tolerance"] else fix)]
+    if "gpu_cpu_ok" in result:
+        checks.append(Finding(
+            f"verify.conv_gpu_cpu.{device}", "pass" if result["gpu_cpu_ok"] else "fail",
+            _("conv2d on {device} agrees with the CPU (largest difference {diff:.1e}, allowed "
+              "{tolerance:.0e}).").format(device=device, diff=result["gpu_cpu_max_diff"],
+                                         tolerance=_gpu_tolerance()),
+            None if result["gpu_cpu_ok"] else fix))
+    return checks
+
+
+def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool, fix: Optional[str],
+                  facts: Facts) -> tuple[list[Finding], Optional[dict]]:
+    check_id = f"verify.train.{device}"
+    early = _not_run(check_id, device, reply, explicit, torch_ok, fix)
+    if early:
+        run = None
+        if early.status == "fail":
+            run = {"device": device, "device_name": None, "ok": False, "val_accuracy": None,
+                   "epochs": None, "seconds": None, "samples_per_s": None,
+                   "error": early.detail or early.summary}
+        return [early], run
+    result = reply["result"]
+    name = facts.system.cpu_model if device == "cpu" and facts.system.cpu_model else result["device_name"]
+    run = {
+        "device": device, "device_name": name, "ok": bool(result["ok"]),
+        "val_accuracy": result["val_accuracy"], "epochs": result["epochs"],
+        "seconds": result["seconds"], "samples_per_s": result["samples_per_s"], "error": None,
+    }
+    summary = _("Trained the reference CNN on {device}: {accuracy:.1%} validation accuracy "
+                "(target {target:.0%}) in {seconds:.2f} s, {rate:,.0f} samples/s.").format(
+        device=device, accuracy=result["val_accuracy"], target=result["target"],
+        seconds=result["seconds"], rate=result["samples_per_s"])
+    checks = [Finding(check_id, "pass" if result["ok"] else "fail", summary,
+                      None if result["ok"] else fix)]
+    if not result["ok"]:
+        run["error"] = f"validation accuracy {result['val_accuracy']:.4f} < {result['target']}"
+    checkpoint = result["checkpoint"]
+    checks.append(Finding(
+        f"verify.checkpoint.{device}", "pass" if checkpoint["ok"] else "fail",
+        _("Checkpoint saved and loaded with weights_only=True on {device}: identical "
+          "predictions.").format(device=device) if checkpoint["ok"] else
+        _("Checkpoint loaded with weights_only=True on {device} gives different predictions "
+          "(largest difference {diff:.1e}).").format(device=device, diff=checkpoint["max_abs_diff"]),
+        None if checkpoint["ok"] else fix))
+    agreement = result.get("cpu_agreement")
+    if agreement is not None:
+        checks.append(Finding(
+            f"verify.gpu_cpu.{device}", "pass" if agreement["ok"] else "fail",
+            _("Same seed, same initial weights: outputs on {device} agree with the CPU (largest "
+              "difference {diff:.1e}, allowed {tolerance:.0e}).").format(
+                device=device, diff=agreement["max_abs_diff"], tolerance=agreement["tolerance"]),
+            None if agreement["ok"] else fix))
+    return checks, run
+
+
+def _ddp_check(options: VerifyOptions, devices: list[str], torch_ok: bool,
+               env: Optional[Mapping[str, str]]) -> tuple[Finding, Optional[dict]]:
+    """DistributedDataParallel over `options.ddp` processes: nccl across GPUs, else gloo on CPU."""
+    check_id = "verify.ddp"
+    if not torch_ok:
+        return Finding(check_id, "skip", _("DistributedDataParallel not run: torch cannot be "
+                                           "imported.")), None
+    from cnnsetup.machine.ddp import run_ddp
+
+    device = "cuda" if any(d.startswith("cuda") for d in devices) and options.device != "cpu" else "cpu"
+    result = run_ddp(options.ddp, device=device, epochs=options.epochs, seed=options.seed,
+                     timeout_s=max(options.timeout, 60.0) * 2,
+                     python=options.python or sys.executable, env=env)
+    label = f"ddp:{result.backend or ('nccl' if device == 'cuda' else 'gloo')}:{options.ddp}"
+    run = {"device": label, "device_name": None, "ok": result.ok,
+           "val_accuracy": result.val_accuracy, "epochs": result.epochs,
+           "seconds": result.seconds, "samples_per_s": result.samples_per_s,
+           "error": result.error}
+    if result.ok:
+        summary = _("DistributedDataParallel over {n} processes ({backend}): every replica ends "
+                    "with identical weights; {accuracy:.1%} validation accuracy.").format(
+            n=options.ddp, backend=result.backend, accuracy=result.val_accuracy or 0)
+        return Finding(check_id, "pass", summary), run
+    summary = _("DistributedDataParallel over {n} processes failed.").format(n=options.ddp)
+    return Finding(check_id, "fail", summary, "cnnsetup verify --device cpu --ddp 2",
+                   _last_lines(result.error)), run
+
+
+def _gpu_tolerance() -> float:
+    from cnnsetup.machine.verify_tasks import GPU_CPU_TOLERANCE
+
+    return GPU_CPU_TOLERANCE
+
+
+def _last_lines(text: Optional[str], count: int = 8) -> Optional[str]:
+    if not text:
+        return None
+    return "\n".join(text.strip().splitlines()[-count:])
+
+
+def parse_event(line: str) -> Optional[tuple[str, int, int]]:
+    """A worker progress event "DEVICE DONE TOTAL" as (device, done, total), or None."""
+    parts = line.split()
+    if len(parts) != 3:
+        return None
+    try:
+        return parts[0], int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+
+
+def current_mirrors(env: Optional[Mapping[str, str]] = None) -> dict:
+    """The mirror conda's files point at (cnnsetup's own merge, no conda call) and pip's."""
+    result: dict[str, Any] = {"conda": None, "pip": None}
+    try:
+        from cnnsetup.mirror.confirm import mirror_for_channels
+        from cnnsetup.mirror.merge import compute
+
+        effective = compute(env=env)
+        if not effective.error:
+            result["conda"] = mirror_for_channels(effective.channel_urls)
+    except Exception:  # a report must not fail for want of a mirror name
+        pass
+    try:
+        from cnnsetup.mirror.pip import mirror_of_index_files
+
+        result["pip"] = mirror_of_index_files(env=env)
+    except Exception:
+        pass
+    return result

@@ -1,0 +1,175 @@
+"""`cnnsetup verify`: the CPU path for real, GPU and MPS paths by simulation (no such device here),
+torch missing, a training run over its time limit, the JSON report and the exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cnnsetup.machine import verify as verify_module
+from cnnsetup.machine.torch_probe import WorkerSession
+from cnnsetup.machine.verify import VerifyOptions, plan_devices
+from cnnsetup.report_schema import SCHEMA_VERSION, TOP_LEVEL_KEYS
+from cnnsetup.render import ProgressLine
+from tests.conftest import REPO_ROOT, run_cnnsetup
+from tests.machine_helpers import make_facts, write_fake_torch
+
+
+def by_id(report: dict) -> dict:
+    return {c["id"]: c for c in report["checks"]}
+
+
+def test_verify_on_the_cpu_trains_to_the_target_and_writes_the_report(tmp_path):
+    report_file = tmp_path / "reports" / "me.json"
+    done = run_cnnsetup("verify", "--device", "cpu", "--json", "--report", str(report_file))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert json.loads(report_file.read_text(encoding="utf-8")) == report
+    assert list(report) == list(TOP_LEVEL_KEYS)
+    assert report["schema"] == SCHEMA_VERSION and report["kind"] == "verify"
+    assert report["ok"] is True and report["host"] and report["created"]
+    checks = by_id(report)
+    for check_id in ("verify.conv.cpu", "verify.train.cpu", "verify.checkpoint.cpu", "torch.import"):
+        assert checks[check_id]["status"] == "pass", checks[check_id]
+    (run,) = report["training"]
+    assert run["device"] == "cpu" and run["ok"] is True
+    assert run["val_accuracy"] >= 0.99
+    assert run["seconds"] > 0 and run["samples_per_s"] > 0
+    assert report["duration_s"] > 0
+    assert "@cnnsetup-progress" not in done.stderr  # no progress bar under --json
+
+
+def test_verify_prints_a_final_table_and_verdict():
+    done = run_cnnsetup("verify", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "verify.train.cpu" in done.stdout
+    assert "PASS" in done.stdout
+    assert "\r" not in done.stderr  # stderr is not a terminal here: no progress bar
+
+
+def test_a_device_asked_for_by_name_but_absent_fails_with_a_fix():
+    done = run_cnnsetup("verify", "--device", "cuda", "--json")
+    assert done.returncode == 1
+    checks = by_id(json.loads(done.stdout))
+    assert checks["verify.train.cuda:0"]["status"] == "fail"
+    assert "CUDA" in checks["verify.train.cuda:0"]["summary"]
+    assert checks["verify.train.cuda:0"]["fix"]
+
+
+def test_a_training_run_over_its_time_limit_fails_and_the_other_checks_still_run():
+    done = run_cnnsetup("verify", "--device", "cpu", "--epochs", "400", "--timeout", "2", "--json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    checks = by_id(report)
+    assert checks["verify.train.cpu"]["status"] == "fail"
+    assert "time limit" in checks["verify.train.cpu"]["summary"]
+    assert checks["verify.conv.cpu"]["status"] == "pass"
+    assert report["training"][0]["ok"] is False
+
+
+def test_torch_missing_still_checks_the_machine_and_fails_with_the_install_command(tmp_path):
+    fake = write_fake_torch(tmp_path / "fake",
+                            body="raise ModuleNotFoundError(\"No module named 'torch'\")\n")
+    done = run_cnnsetup("verify", "--json", env={"PYTHONPATH": f"{fake}:{REPO_ROOT}"})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    checks = by_id(report)
+    torch_check = next(c for c in report["checks"] if c["id"].startswith("torch.")
+                       and c["status"] == "fail")
+    assert "pip install" in torch_check["fix"]
+    assert checks["verify.train.cpu"]["status"] == "skip"
+    assert checks["ram.ok"]["status"] in ("pass", "warn")
+    assert report["training"] == []
+
+
+def test_a_hung_task_is_stopped_and_the_tasks_after_it_run_in_a_new_worker():
+    tasks = [({"task": "sleep", "id": "a", "args": {"seconds": 0}}, 30.0),
+             ({"task": "sleep", "id": "b", "args": {"seconds": 60}}, 1.0),
+             ({"task": "sleep", "id": "c", "args": {"seconds": 0}}, 30.0)]
+    first = WorkerSession([t for t, _ in tasks], timeouts=[s for _, s in tasks],
+                          env={"PYTHONPATH": str(REPO_ROOT)}).wait()
+    replies = verify_module._all_replies(first, tasks, VerifyOptions(),
+                                         {"PYTHONPATH": str(REPO_ROOT)}, None)
+    assert replies["a"]["ok"] and replies["c"]["ok"]
+    assert replies["b"]["ok"] is False and replies["b"]["timed_out"] is True
+
+
+@pytest.mark.parametrize(
+    "choice, gpus, platform, machine, expected",
+    [
+        ("auto", 0, "linux", "x86_64", ["cpu"]),
+        ("auto", 2, "linux", "x86_64", ["cpu", "cuda:0", "cuda:1"]),
+        ("auto", 0, "darwin", "arm64", ["cpu", "mps"]),
+        ("auto", 0, "darwin", "x86_64", ["cpu"]),
+        ("cpu", 4, "linux", "x86_64", ["cpu"]),
+        ("cuda", 0, "win32", "AMD64", ["cuda:0"]),
+        ("cuda", 2, "win32", "AMD64", ["cuda:0", "cuda:1"]),
+        ("mps", 0, "darwin", "arm64", ["mps"]),
+        ("all", 1, "darwin", "x86_64", ["cpu", "cuda:0", "mps"]),
+    ],
+)
+def test_devices_planned_for_each_choice(choice, gpus, platform, machine, expected):
+    assert plan_devices(choice, gpus, platform=platform, machine=machine) == expected
+
+
+GPU_TRAIN = {
+    "device": "cuda:0", "device_name": "NVIDIA GeForce RTX 4090", "skipped": False,
+    "val_accuracy": 0.998, "target": 0.99, "epochs": 4, "seconds": 0.3, "data_seconds": 0.01,
+    "samples_per_s": 60000.0, "ok": True,
+    "checkpoint": {"ok": True, "bytes": 42000, "max_abs_diff": 0.0},
+    "cpu_agreement": {"ok": True, "same_initial_weights": True, "max_abs_diff": 2e-6,
+                      "tolerance": 1e-3},
+}
+
+
+def test_a_gpu_run_gives_training_checkpoint_and_cpu_agreement_checks():
+    checks, run = verify_module._train_checks("cuda:0", {"ok": True, "result": GPU_TRAIN}, False,
+                                              True, "fix", make_facts())
+    assert [(c.id, c.status) for c in checks] == [
+        ("verify.train.cuda:0", "pass"), ("verify.checkpoint.cuda:0", "pass"),
+        ("verify.gpu_cpu.cuda:0", "pass")]
+    assert run["device_name"] == "NVIDIA GeForce RTX 4090" and run["val_accuracy"] == 0.998
+
+
+def test_a_gpu_that_disagrees_with_the_cpu_fails_with_the_fix():
+    result = dict(GPU_TRAIN, cpu_agreement={"ok": False, "same_initial_weights": True,
+                                             "max_abs_diff": 0.5, "tolerance": 1e-3})
+    checks, _ = verify_module._train_checks("cuda:0", {"ok": True, "result": result}, False, True,
+                                            "python -m pip install torch", make_facts())
+    agreement = checks[-1]
+    assert agreement.status == "fail" and agreement.fix == "python -m pip install torch"
+
+
+def test_a_cuda_error_on_the_gpu_is_a_failure_with_its_text():
+    reply = {"ok": False, "error": "RuntimeError: CUDA error: no kernel image is available for "
+                                   "execution on the device"}
+    checks, run = verify_module._train_checks("cuda:0", reply, False, True, "fix", make_facts())
+    assert checks[0].status == "fail" and "no kernel image" in checks[0].detail
+    assert run["ok"] is False and "no kernel image" in run["error"]
+
+
+def test_a_gpu_torch_does_not_see_is_skipped_under_auto():
+    reply = {"ok": True, "result": {"device": "cuda:1", "skipped": True,
+                                    "reason": "torch sees 1 CUDA device(s), not cuda:1"}}
+    checks = verify_module._conv_checks("cuda:1", reply, False, True, "fix")
+    assert checks[0].status == "skip" and checks[0].fix is None
+
+
+def test_the_conv_check_on_a_gpu_also_compares_with_the_cpu():
+    reply = {"ok": True, "result": {"device": "mps", "skipped": False, "max_abs_error": 1e-7,
+                                    "tolerance": 1e-5, "gpu_cpu_max_diff": 3e-2,
+                                    "gpu_cpu_ok": False}}
+    checks = verify_module._conv_checks("mps", reply, False, True, "fix")
+    assert [(c.id, c.status) for c in checks] == [("verify.conv.mps", "pass"),
+                                                  ("verify.conv_gpu_cpu.mps", "fail")]
+
+
+def test_progress_line_draws_a_bar(capsys):
+    bar = ProgressLine(columns=10)
+    bar.event("cpu 5 10")
+    bar.event("not an event")
+    bar.close()
+    err = capsys.readouterr().err
+    assert "[#####-----]  50%" in err and "cpu" in err
