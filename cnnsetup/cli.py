@@ -23,6 +23,7 @@ COMMANDS = {
     "info": "cnnsetup.commands.info:info",
     "torch-command": "cnnsetup.commands.info:torch_command",
     "verify": "cnnsetup.commands.verify:verify",
+    "onboard": "cnnsetup.commands.onboard:onboard",
     "explain": "cnnsetup.commands.explain:explain",
     "report": "cnnsetup.commands.report:report",
 }

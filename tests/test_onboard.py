@@ -1,0 +1,156 @@
+"""`cnnsetup onboard`: the first-day flow end to end on the CPU, with a stand-in conda and mirrors
+served on 127.0.0.1; an interrupted run resumed; the refusals that leave files alone."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from cnnsetup.classroom import onboard as onboard_module
+from cnnsetup.mirror import condarc_file, speedtest
+from tests.conda_helpers import calls, make_install
+from tests.conftest import REPO_ROOT, run_cnnsetup
+from tests.machine_helpers import write_fake_torch
+
+
+class _Mirror(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.send_response(200 if self.path.startswith("/ok/") else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD
+
+
+@pytest.fixture
+def classroom(tmp_path, monkeypatch, isolated_home):
+    """A student's machine: conda installed (a stand-in), mirrors on loopback where only nju
+    answers, pip's global files out of the way, and this checkout importable by the worker."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Mirror)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    targets = {name: f"{base}/missing/{name}" for name in ("tsinghua", "bfsu", "sjtu", "aliyun")}
+    targets["nju"] = f"{base}/ok/nju"
+    monkeypatch.setattr(speedtest, "default_targets", lambda mirrors=None: dict(targets))
+    log = tmp_path / "conda-calls.jsonl"
+    conda = make_install(tmp_path / "miniconda3", log=log)
+    monkeypatch.setenv("PATH", f"{conda.parent}:{tmp_path / 'bin'}")
+    xdg_dirs = tmp_path / "xdg-dirs"
+    xdg_dirs.mkdir()
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(xdg_dirs))
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    yield {"home": isolated_home, "log": log, "report": tmp_path / "report.json"}
+    server.shutdown()
+
+
+def test_onboard_end_to_end_switches_verifies_and_writes_the_report(invoke, classroom):
+    result = invoke("onboard", "--yes", "--report", str(classroom["report"]))
+    assert result.exit_code == 0, result.output
+    for step in ("Step 1/4", "Step 2/4", "Step 3/4", "Step 4/4"):
+        assert step in result.stdout
+    condarc = (classroom["home"] / ".condarc").read_text(encoding="utf-8")
+    assert "https://mirror.nju.edu.cn/anaconda/pkgs/main" in condarc
+    assert ["clean", "-i", "-y", "--json"] in calls(classroom["log"])
+    report = json.loads(classroom["report"].read_text(encoding="utf-8"))
+    assert report["kind"] == "onboard" and report["ok"] is True
+    assert report["mirror"] == {"conda": "nju", "pip": "nju"}
+    assert [s["name"] for s in report["onboard"]["steps"]] == ["mirror", "torch", "verify", "report"]
+    assert report["onboard"]["steps"][0]["status"] == "done"
+    assert report["training"][0]["val_accuracy"] >= 0.99
+    assert str(classroom["report"]) in result.stdout
+
+
+def test_an_interrupted_onboard_resumes_without_redoing_the_mirror(invoke, classroom, monkeypatch):
+    real_torch_step = onboard_module._torch_step
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onboard_module, "_torch_step", interrupted)
+    result = invoke("onboard", "--yes", "--mirror", "sjtu", "--report", str(classroom["report"]))
+    assert result.exit_code == 130
+    condarc = classroom["home"] / ".condarc"
+    assert "mirror.sjtu.edu.cn" in condarc.read_text(encoding="utf-8")  # whole and switched
+    assert condarc_file.load_backup(condarc) is not None
+    assert not classroom["report"].exists()
+    cleans = [c for c in calls(classroom["log"]) if c[0] == "clean"]
+
+    monkeypatch.setattr(onboard_module, "_torch_step", real_torch_step)
+    result = invoke("onboard", "--yes", "--mirror", "sjtu", "--report", str(classroom["report"]))
+    assert result.exit_code == 0, result.output
+    assert "Already done" in result.stdout
+    assert [c for c in calls(classroom["log"]) if c[0] == "clean"] == cleans  # not again
+    report = json.loads(classroom["report"].read_text(encoding="utf-8"))
+    assert report["onboard"]["steps"][0]["status"] == "already-done"
+
+
+def test_without_yes_and_without_a_terminal_nothing_is_written(invoke, classroom):
+    result = invoke("onboard", "--mirror", "tsinghua", "--report", str(classroom["report"]))
+    assert "--yes" in result.stdout
+    assert not (classroom["home"] / ".condarc").exists()
+    report = json.loads(classroom["report"].read_text(encoding="utf-8"))
+    assert report["onboard"]["steps"][0]["status"] == "skipped"
+
+
+def test_an_unknown_mirror_is_a_usage_error(invoke):
+    result = invoke("onboard", "--mirror", "nowhere")
+    assert result.exit_code == 2
+    assert "tsinghua" in result.stderr
+
+
+def test_a_torch_that_fails_to_import_is_named_with_its_fix_and_fails(tmp_path):
+    fake = write_fake_torch(tmp_path / "fake",
+                            body="raise OSError('[WinError 126] fbgemm.dll could not be found')\n")
+    report = tmp_path / "r.json"
+    done = run_cnnsetup("onboard", "--yes", "--mirror", "tsinghua", "--report", str(report),
+                        env={"PYTHONPATH": f"{fake}:{REPO_ROOT}"})
+    assert done.returncode == 1
+    assert "fits this machine" not in done.stdout
+    steps = json.loads(report.read_text(encoding="utf-8"))["onboard"]["steps"]
+    assert steps[1]["name"] == "torch" and steps[1]["status"] == "failed"
+
+
+def test_torch_missing_prints_the_install_command(tmp_path, monkeypatch, invoke, classroom):
+    from cnnsetup.machine import findings
+
+    real = findings.evaluate
+
+    def torch_missing(facts, recommendation=None):
+        found = [f for f in real(facts, recommendation) if not f.id.startswith("torch.")]
+        return found + [findings.Finding("torch.missing", "fail", "torch is not installed.",
+                                         "python -m pip install torch")]
+
+    monkeypatch.setattr(findings, "evaluate", torch_missing)
+    result = invoke("onboard", "--yes", "--mirror", "tsinghua", "--report", str(classroom["report"]))
+    assert "python -m pip install" in result.stdout
+    assert "cnnsetup onboard --install-torch" in result.stdout
+    steps = json.loads(classroom["report"].read_text(encoding="utf-8"))["onboard"]["steps"]
+    assert steps[1]["status"] == "skipped"
+
+
+def test_install_commands_run_in_this_interpreter():
+    argv = onboard_module.install_argv(
+        'python -m pip install "torch<2.8" --index-url https://download.pytorch.org/whl/cu118',
+        python="/opt/py/bin/python3")
+    assert argv == ["/opt/py/bin/python3", "-m", "pip", "install", "torch<2.8", "--index-url",
+                    "https://download.pytorch.org/whl/cu118"]
+
+
+def test_default_report_name_holds_the_host_and_date():
+    name = onboard_module.default_report_name({"host": "lab-pc 07"})
+    assert name.startswith("cnnsetup-lab-pc-07-") and name.endswith(".json")
+
+
+def test_miniconda_comes_from_the_mirror_archive():
+    from cnnsetup.mirror import registry
+
+    assert onboard_module.miniconda_url(registry.get("tsinghua"), "win32") == (
+        "https://mirrors.tuna.tsinghua.edu.cn/anaconda/miniconda/Miniconda3-latest-Windows-x86_64.exe")
+    assert onboard_module.miniconda_url(registry.get("ustc"), "linux").startswith(
+        "https://repo.anaconda.com/miniconda/")
