@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import click
 
 from cnnsetup import __version__
-from cnnsetup.commands.base import Group, option
+from cnnsetup.commands.base import Group, Option, option
 from cnnsetup.errors import EXIT_FAILURE, CnnsetupError
 from cnnsetup.i18n import LANGUAGES, N_, _, language_from_environment, set_language
 from cnnsetup.render import echo
@@ -77,7 +77,8 @@ def _choose_language(ctx: click.Context, param: click.Parameter, value: str | No
     expose_value=False,
     help=N_("Language of messages (default: CNNSETUP_LANG, else the system locale)."),
 )
-@click.version_option(__version__, "--version", prog_name="cnnsetup", message="%(prog)s %(version)s")
+@click.version_option(__version__, "--version", prog_name="cnnsetup", message="%(prog)s %(version)s",
+                      cls=Option, help=N_("Show the version and exit."))
 def cli() -> None:
     pass
 

@@ -181,19 +181,23 @@ def render_html(report: ClassReport, now: Optional[datetime] = None) -> str:
     title = _("Class report")
     generated = _("Made by cnnsetup {version} on {time}").format(
         version=__version__, time=now.strftime("%Y-%m-%d %H:%M"))
+    machines_title = _("Machines")
+    sort_hint = _("Click a column heading to sort.")
+    checks_title = _("Checks that failed or warned")
+    skipped_title = _("Skipped files")
     body = [
         f"<h1>{escape(title)}</h1>",
         f'<p class="totals">{escape(display.totals_line(report))}</p>',
         f'<p class="generated">{escape(generated)}</p>',
-        f'<h2>{escape(_("Machines"))}</h2>',
-        f'<p class="hint">{escape(_("Click a column heading to sort."))}</p>',
+        f"<h2>{escape(machines_title)}</h2>",
+        f'<p class="hint">{escape(sort_hint)}</p>',
         _machine_table(report),
     ]
     if report.checks:
-        body.append(f'<h2 id="checks">{escape(_("Checks that failed or warned"))}</h2>')
+        body.append(f'<h2 id="checks">{escape(checks_title)}</h2>')
         body += [_check_block(c, len(report.machines)) for c in report.checks]
     if report.skipped:
-        body.append(f'<h2 id="skipped">{escape(_("Skipped files"))}</h2>')
+        body.append(f'<h2 id="skipped">{escape(skipped_title)}</h2>')
         body.append(_skipped_list(report))
     lang = _HTML_LANG.get(current_language(), "en")
     return (

@@ -52,6 +52,18 @@ class Command(click.Command):
     def get_short_help_str(self, limit: int = 45) -> str:
         return self._with_translated_help(super().get_short_help_str, limit)
 
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        # click builds --help with its text already translated, and for the root command that
+        # happens before --lang is read; keep the English msgid and translate when shown.
+        help_option = super().get_help_option(ctx)
+        if help_option is not None and not isinstance(help_option, Option):
+            help_option.__class__ = Option  # same fields; only get_help_record differs
+            help_option.help = HELP_OPTION_TEXT
+        return help_option
+
+
+HELP_OPTION_TEXT = N_("Show this message and exit.")
+
 
 class Group(Command, click.Group):
     """A group of commands, translated like `Command`; its subcommands are too."""

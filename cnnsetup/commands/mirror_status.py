@@ -69,7 +69,7 @@ def _render_status(status) -> None:
             if reason.source is not None:
                 src = reason.source
                 who = src.channel_source if src.key == "channels" else src.key_source
-                why = _("{key} from {source}").format(key=src.key, source=who)
+                why = _("{key} from {source}").format(key=src.key, source=_source_words(who))
             rows.append([reason.channel, reason.mirror or _("unknown"), reason.url, why])
         echo(table(rows, indent=2))
 
@@ -160,3 +160,10 @@ def test_command(timeout: float, as_json: bool) -> int:
             echo(_("No mirror answered within {seconds:g} seconds.").format(seconds=timeout),
                  err=True)
     return 0 if best else 1
+
+
+def _source_words(who: str) -> str:
+    """A file path or CONDA_* variable as is; conda's built-in default in words."""
+    from cnnsetup.mirror.merge import BUILTIN
+
+    return _("conda's built-in default") if who == BUILTIN else who

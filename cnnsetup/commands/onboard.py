@@ -16,6 +16,7 @@ from cnnsetup.render import ProgressLine, echo, style
 
 @command(
     "onboard",
+    short_help=N_("The whole first day: mirror, torch, verify, report."),
     help=N_("A student's first day in one command: switch conda and pip to a mirror, check "
             "(and optionally install) PyTorch, verify by training, and write the report for "
             "your teaching assistant. Run it again to pick up where it stopped."),

@@ -17,6 +17,7 @@ from cnnsetup.render import ProgressLine, echo, print_json, style
 
 @command(
     "verify",
+    short_help=N_("Prove PyTorch works: train the reference CNN on every device."),
     help=N_("Check this machine, then train and validate the reference CNN on every device "
             "(CPU, each GPU, MPS) to prove PyTorch really works. Exit status 1 when a check fails."),
 )

@@ -348,12 +348,16 @@ def _resources(facts: Facts, rec: Optional[Recommendation]) -> list[Finding]:
         status = "fail" if any(free < DISK_FAIL for _p, free in low) else "warn"
         out.append(Finding("disk.low", status, _(
             "Little free disk space: {places}. A CUDA build of torch needs several GB.").format(
-            places="; ".join(f"{gib(free)} at {p}" for p, free in low)),
+            places="; ".join(_place(free, p) for p, free in low)),
             "conda clean --all -y" if facts.conda.found else "python -m pip cache purge"))
     elif any(free is not None for _p, free in disks):
         out.append(Finding("disk.ok", "pass", _("Free disk: {places}.").format(
-            places="; ".join(f"{gib(free)} at {p}" for p, free in disks if free is not None))))
+            places="; ".join(_place(free, p) for p, free in disks if free is not None))))
     return out
+
+
+def _place(free: int, path: str) -> str:
+    return _("{size} at {path}").format(size=gib(free), path=path)
 
 
 def _conda(facts: Facts, rec: Optional[Recommendation]) -> list[Finding]:

@@ -43,9 +43,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 _torch_state: dict = {}
 _torch_lock = threading.Lock()
-# Tasks that import torch: when one is queued, the import starts at once in the background, so
-# it overlaps the tasks that do not need it (the package listing).
-_TORCH_TASKS = {"probe", "conv_check", "train"}
 
 
 def _import_torch():
@@ -260,6 +257,7 @@ def _proof_task(name: str):
         return verify_tasks.TASKS[name](**args)
 
     run.__name__ = name
+    run.__doc__ = f"cnnsetup verify's {name!r} task: cnnsetup.machine.verify_tasks.{name}."
     return run
 
 
@@ -312,13 +310,6 @@ def run_task(task: dict) -> dict:
     return reply
 
 
-def _import_torch_quietly() -> None:
-    try:
-        _import_torch()
-    except BaseException:  # kept in _torch_state; the task that needs torch reports it
-        pass
-
-
 def main() -> int:
     """Read the task list from stdin, answer one JSON line per task on the protocol stream."""
     out = _protocol_stream()
@@ -327,8 +318,6 @@ def main() -> int:
     except (ValueError, TypeError) as exc:
         out.write(json.dumps({"id": None, "task": None, "ok": False, "error": _error_text(exc)}) + "\n")
         return 2
-    if any(task["task"] in _TORCH_TASKS for task in tasks):
-        threading.Thread(target=_import_torch_quietly, daemon=True).start()
     for task in tasks:
         out.write(json.dumps(run_task(task), default=str) + "\n")
         out.flush()
