@@ -32,7 +32,6 @@ import io
 import json
 import os
 import sys
-import threading
 import time
 import traceback
 import warnings
@@ -42,7 +41,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 _torch_state: dict = {}
-_torch_lock = threading.Lock()
 
 
 def _import_torch():
