@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import subprocess
 import sys
@@ -28,6 +30,7 @@ def test_explain_prints_the_reference_network_layer_by_layer(invoke):
     assert "Layers: 4" in out
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_explain_json_equals_what_the_real_torch_network_reports(invoke):
     from reference_net.model import build_model, count_layers, layer_summary
     from reference_net.smoke import SMOKE

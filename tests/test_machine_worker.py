@@ -3,6 +3,8 @@ result, and the parent never crashes or waits past its deadline."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import subprocess
 import sys
@@ -35,6 +37,7 @@ def _probe(**kwargs):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_the_real_torch_of_this_environment_is_probed():
     run, torch = _probe()
     assert run.returncode == 0, run.stderr

@@ -3,6 +3,10 @@ served on 127.0.0.1; an interrupted run resumed; the refusals that leave files a
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
+
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
+
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
+
 import torch
 
 from reference_net.config import NetConfig

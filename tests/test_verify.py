@@ -3,6 +3,10 @@ torch missing, a training run over its time limit, the JSON report and the exit 
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
+
 import json
 
 import pytest
