@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -78,7 +77,8 @@ def test_on_windows_the_rendezvous_does_without_libuv():
 def test_importing_the_launcher_does_not_import_torch():
     done = subprocess.run(
         [sys.executable, "-c", "import sys, cnnsetup.machine.ddp; print('torch' in sys.modules)"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert done.stdout.strip() == "False", done.stderr
 
@@ -191,6 +191,7 @@ def test_torch_that_cannot_be_imported_is_a_clear_error_result(tmp_path):
     assert not out.ok and out.error_kind == ddp.TORCH_MISSING, out.stderr_tail
     assert out.error == f"torch is not installed for {sys.executable}"
     assert out.val_accuracy is None and not out.timed_out
+    assert out.target == SMOKE.target_accuracy and out.epochs == SMOKE.epochs and out.seed == 0
 
 
 def _base_python_without_torch() -> str | None:

@@ -75,6 +75,7 @@ def test_a_rank_that_hangs_becomes_a_timeout_and_no_process_is_left(tmp_path, mo
     out = run_ddp(2, epochs=1, inject="hang", timeout_s=8)
     assert out.timed_out and not out.ok and out.error_kind == ddp.TIMEOUT
     assert out.returncode is None and "8 s" in out.error
+    assert out.target == SMOKE.target_accuracy and out.epochs == 1  # what was asked, still said
     assert out.wall_s < 8 + 5
     assert _processes_mentioning(str(tmp_path)) == []
 

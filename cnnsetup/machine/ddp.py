@@ -99,8 +99,8 @@ def run_ddp(
     this process's). `threads` is torch's CPU threads per process (default: the cores shared out,
     at least one each). `inject` ("divergence", "hang" or "crash") tests the check itself: the
     last process nudges a weight after training, stops before training, or raises before
-    training. Raises ValueError only
-    for arguments that make no sense; everything that goes wrong on the machine is a result."""
+    training. Raises ValueError only for arguments that make no sense; everything that goes
+    wrong on the machine is a result."""
     if isinstance(nprocs, bool) or not isinstance(nprocs, int) or nprocs < 1:
         raise ValueError(f"nprocs must be a whole number of at least 1, not {nprocs!r}")
     if device not in DEVICES:
@@ -115,15 +115,26 @@ def run_ddp(
         argv = command(nprocs, result_path, device=device, epochs=epochs, seed=seed,
                        threads=threads, python=python, inject=inject, log_dir=workdir / "logs")
         started = time.monotonic()
+        # The launch folder as working directory: `-m` puts it first on sys.path, and it holds
+        # nothing that could shadow torch (a torch.py in the user's folder would).
         ran = run_process_tree(argv, timeout=timeout_s,
                                env=process_env(env, threads=threads, platform=platform),
                                cwd=workdir, platform=platform)
         wall = time.monotonic() - started
-        return interpret(ran, read_result(result_path), rank_errors(result_path),
-                         world_size=nprocs, backend=backend, device=device, wall_s=wall,
-                         timeout_s=timeout_s, python=python)
+        out = interpret(ran, read_result(result_path), rank_errors(result_path),
+                        world_size=nprocs, backend=backend, device=device, wall_s=wall,
+                        timeout_s=timeout_s, python=python)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    # What was asked for, where the processes never got to say it themselves.
+    from reference_net.smoke import SMOKE  # configuration only: no torch
+
+    asked_for = (("target", SMOKE.target_accuracy), ("seed", seed), ("threads", threads),
+                 ("epochs", SMOKE.epochs if epochs is None else epochs))
+    for name, asked in asked_for:
+        if getattr(out, name) is None:
+            setattr(out, name, asked)
+    return out
 
 
 def command(nprocs: int, result_path: os.PathLike[str] | str, *, device: str = "cpu",
@@ -237,9 +248,12 @@ def interpret(ran: RunResult, result: Optional[dict], errors: Sequence[str], *,
     if ran.not_found or ran.error:
         return _fail(out, LAUNCH_FAILED, f"could not start {python}: {ran.error or 'not found'}")
     if ran.timed_out:
-        stage = "after writing its result" if result is not None else "before finishing"
-        return _fail(out, TIMEOUT, f"the {world_size} training processes did not finish within "
-                                   f"{timeout_s:g} s ({stage}) and were stopped")
+        if result is None:
+            text = f"the {world_size} training processes did not finish within {timeout_s:g} s"
+        else:
+            text = (f"the {world_size} training processes wrote their result but did not exit "
+                    f"within {timeout_s:g} s")
+        return _fail(out, TIMEOUT, text + "; they were stopped")
     if result is not None:
         if out.ok and ran.returncode != 0:
             return _fail(out, CRASHED, "the check passed but a training process then ended "
