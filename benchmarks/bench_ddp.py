@@ -1,0 +1,83 @@
+"""What the distributed-training check costs, printed as figures.
+
+For N = 1 and N = 2 processes on the CPU (gloo), and as the baseline the same smoke training in one
+plain process (`run_smoke`, no launcher, no DDP), measured alternately in one run:
+  - wall seconds of the whole launch (interpreter start to exit: what `verify --ddp N` waits for);
+  - seconds of training plus validation (the slowest rank), training samples per second;
+  - the validation accuracy reached, and whether the replicas ended identical.
+
+    PYTHONPATH=. python benchmarks/bench_ddp.py [--rounds 3] [--nprocs 1 2]
+
+No goal is enforced: most of the launch is three or more `import torch` (the launcher's and each
+rank's) plus DDP's own first-use imports, which the figures make visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cnnsetup.machine.ddp import process_env, run_ddp, threads_per_process  # noqa: E402
+
+PLAIN = ("import json, time; from reference_net.smoke import run_smoke; "
+         "r = run_smoke('cpu', threads={threads}); "
+         "print(json.dumps({{'seconds': r.seconds, 'samples_per_s': r.samples_per_s, "
+         "'val_accuracy': r.val_accuracy}}))")
+
+
+def plain_run(threads: int) -> dict:
+    """The smoke run in one fresh process, with the launcher's environment."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", PLAIN.format(threads=threads)],
+                          capture_output=True, text=True, timeout=300,
+                          env=process_env(threads=threads))
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    return dict(json.loads(done.stdout), wall_s=wall, ok=True, replicas_identical=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--nprocs", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{cores} cores; smoke training: plain process vs torchrun + DDP over N processes "
+          f"(gloo); {args.rounds} rounds, measured alternately")
+    subjects = {"plain 1 process": lambda: plain_run(threads_per_process(1))}
+    for n in args.nprocs:
+        subjects[f"ddp N={n}"] = lambda n=n: run_ddp(n, timeout_s=300).to_dict()
+    figures: dict[str, list[dict]] = {name: [] for name in subjects}
+    for _ in range(args.rounds):
+        for name, run in subjects.items():
+            result = run()
+            if not result["ok"]:
+                raise SystemExit(f"{name} failed: {result['error']}\n{result['stderr_tail']}")
+            figures[name].append(result)
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in figures[name])
+
+    baseline = median("plain 1 process", "wall_s")
+    print(f"{'':18}{'wall s':>8}{'x plain':>9}{'train s':>9}{'samples/s':>11}{'accuracy':>10}"
+          f"{'identical':>11}")
+    for name in subjects:
+        identical = {r["replicas_identical"] for r in figures[name]}
+        print(f"{name:18}{median(name, 'wall_s'):8.2f}{median(name, 'wall_s') / baseline:9.2f}"
+              f"{median(name, 'seconds'):9.2f}{median(name, 'samples_per_s'):11.0f}"
+              f"{min(r['val_accuracy'] for r in figures[name]):10.3f}"
+              f"{'-' if identical == {None} else str(all(identical)):>11}")
+    print("(medians; accuracy is the lowest over the rounds)")
+
+
+if __name__ == "__main__":
+    main()

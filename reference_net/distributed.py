@@ -1,0 +1,253 @@
+"""Data-parallel training: the smoke run over N processes, then proof that every replica agrees.
+
+Each process (a rank) builds the same network from the seed, wraps it in DistributedDataParallel
+and trains on its own equal share of the training images; DDP averages the gradients across ranks
+after every backward pass, so every replica takes the same optimiser steps and must end with
+bit-identical weights. The check gathers every replica's weights and compares them exactly; it is
+the test a shared multi-GPU server needs (a broken interconnect or NCCL shows up here first).
+
+Started by torch's own launcher, one process per rank; rank 0 writes the result as JSON:
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 \\
+        -m reference_net.distributed --result ddp.json [--device cpu|cuda] [--epochs E]
+
+Backend gloo on the CPU, nccl on CUDA with one GPU per rank (the rank's LOCAL_RANK). The exit
+status is 0 when the check passed; rank 0 exits 1 when it wrote a failing result. A rank that
+fails unexpectedly also writes its exception to RESULT.rank<N>.error, so the launcher can name
+the first failure rather than the ranks that merely lost their peer.
+
+`--inject-divergence`, `--inject-hang` and `--inject-crash` exist to test the checker itself:
+the last rank nudges one of its weights after training (the check must then report replicas that
+differ; needs 2 or more ranks), stops before training (a hang the launcher must time out), or
+raises before training (a failure the launcher must name, rather than its peers' lost connection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.errors import record
+from torch.nn.parallel import DistributedDataParallel
+
+from reference_net.data import ShapesData
+from reference_net.model import build_model
+from reference_net.smoke import SMOKE, SmokeConfig, smoke_data
+from reference_net.train import train
+
+# error_kind values in the result (the launcher adds its own for failures outside the ranks).
+NOT_ENOUGH_GPUS = "not_enough_gpus"
+BACKEND_UNAVAILABLE = "backend_unavailable"
+DIVERGED = "diverged"
+BELOW_TARGET = "below_target"
+
+DIVERGENCE = 1e-3  # what --inject-divergence adds to one weight of the last rank
+
+
+def default_threads(world_size: int, cores: int | None = None,
+                    config: SmokeConfig = SMOKE) -> int:
+    """torch CPU threads per rank: the cores shared out between the ranks (at least one each), at
+    most the smoke run's own cap; N = 2 on a 2-core machine gets one thread per rank."""
+    if cores is None:
+        cores = available_cores()
+    return max(1, min(cores // max(1, world_size), config.max_threads))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (the affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def shard(data: ShapesData, rank: int, world_size: int) -> ShapesData:
+    """This rank's share of the training split: every `world_size`-th image starting at `rank`,
+    the remainder dropped so that every rank holds as many images (and takes as many steps) as
+    the others. The validation split is kept whole: every rank validates on all of it."""
+    per_rank = len(data.train_x) // world_size
+    take = slice(rank, rank + per_rank * world_size, world_size)
+    return ShapesData(data.train_x[take], data.train_y[take], data.val_x, data.val_y, data.classes)
+
+
+def rank_batch_size(world_size: int, config: SmokeConfig = SMOKE) -> int:
+    """Images per rank in each step: the smoke batch divided between the ranks, so the global
+    batch and the number of steps stay those of the single-process run."""
+    return max(1, config.batch_size // world_size)
+
+
+def flat_weights(model: torch.nn.Module) -> torch.Tensor:
+    """Every parameter and buffer of `model` in one 1-D tensor, in a fixed order."""
+    tensors = [t.detach().reshape(-1) for t in (*model.parameters(), *model.buffers())]
+    return torch.cat(tensors)
+
+
+def compare_replicas(replicas: list[torch.Tensor]) -> tuple[bool, float]:
+    """(every replica equal to the first, bit for bit; largest absolute difference from it)."""
+    first = replicas[0]
+    identical = all(torch.equal(r, first) for r in replicas)
+    diff = max(((r.double() - first.double()).abs().max().item() for r in replicas), default=0.0)
+    return identical, diff
+
+
+def _env_int(name: str) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        raise SystemExit(f"{name} is not set: start this module with torch's launcher, "
+                         "python -m torch.distributed.run ... -m reference_net.distributed")
+    return int(value)
+
+
+def base_result(args: argparse.Namespace, world_size: int, backend: str,
+                config: SmokeConfig = SMOKE) -> dict:
+    """The result's fields before anything has run: a failure keeps the ones it did not reach."""
+    return {
+        "ok": False, "world_size": world_size, "backend": backend, "device": args.device,
+        "val_accuracy": None, "target": config.target_accuracy, "replicas_identical": None,
+        "max_weight_diff": None, "seconds": None, "samples_per_s": None,
+        "epochs": config.epochs if args.epochs is None else args.epochs, "seed": args.seed,
+        "steps": None, "batch_size": rank_batch_size(world_size, config), "threads": None,
+        "error": None, "error_kind": None,
+    }
+
+
+def train_and_check(args: argparse.Namespace, config: SmokeConfig = SMOKE) -> dict:
+    """Run this rank's part: set up the process group, train, compare the replicas. Every rank
+    returns the same verdict; rank 0's is the one written."""
+    rank, world_size, local_rank = (_env_int(n) for n in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    cuda = args.device == "cuda"
+    backend = "nccl" if cuda else "gloo"
+    result = base_result(args, world_size, backend, config)
+    threads = args.threads or default_threads(int(os.environ.get("LOCAL_WORLD_SIZE",
+                                                                 world_size)))
+    torch.set_num_threads(threads)
+    result["threads"] = threads
+
+    # Checks every rank reaches alike, before any rank waits for another.
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    gpus = torch.cuda.device_count() if cuda and torch.cuda.is_available() else 0
+    if cuda and gpus < local_world:
+        return dict(result, error_kind=NOT_ENOUGH_GPUS,
+                    error=f"{local_world} processes on this machine need {local_world} CUDA "
+                          f"GPUs (one each); torch sees {gpus}")
+    if not dist.is_available() or not getattr(dist, f"is_{backend}_available")():
+        return dict(result, error_kind=BACKEND_UNAVAILABLE,
+                    error=f"this torch build has no {backend} backend for torch.distributed")
+
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, rank=rank, world_size=world_size,
+                            timeout=datetime.timedelta(seconds=args.collective_timeout))
+    try:
+        return _train(args, result, rank, world_size, device, threads, config)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, result: dict, rank: int, world_size: int,
+           device: torch.device, threads: int, config: SmokeConfig) -> dict:
+    data = smoke_data(args.seed, config)
+    # The same seed gives every rank the same initial weights; DDP also broadcasts rank 0's.
+    model = build_model(config.net, seed=args.seed).to(device)
+    if args.inject_hang and rank == world_size - 1:
+        while True:  # the peers wait for this rank inside DDP's first broadcast
+            time.sleep(3600)
+    if args.inject_crash and rank == world_size - 1:
+        raise RuntimeError(f"failure injected on rank {rank} (self-test of the launcher)")
+    replica = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None)
+    trained = train(replica, shard(data, rank, world_size), device=device,
+                    epochs=result["epochs"], batch_size=result["batch_size"], seed=args.seed,
+                    lr=config.lr, threads=threads)
+    if args.inject_divergence and rank == world_size - 1:
+        with torch.no_grad():
+            next(model.parameters()).view(-1)[0] += DIVERGENCE
+
+    weights = flat_weights(model)
+    replicas = [torch.empty_like(weights) for _ in range(world_size)]
+    dist.all_gather(replicas, weights)
+    figures = torch.tensor([trained.val_accuracy, trained.seconds, trained.samples_per_s,
+                            trained.steps], dtype=torch.float64, device=device)
+    every = [torch.empty_like(figures) for _ in range(world_size)]
+    dist.all_gather(every, figures)
+    every_rank = torch.stack(every).cpu()
+
+    identical, diff = compare_replicas(replicas)
+    val_accuracy = every_rank[:, 0].min().item()  # the worst replica decides
+    result.update(
+        replicas_identical=identical, max_weight_diff=diff, val_accuracy=val_accuracy,
+        seconds=every_rank[:, 1].max().item(), samples_per_s=every_rank[:, 2].sum().item(),
+        steps=int(every_rank[:, 3].max().item()),
+    )
+    if not identical:
+        result.update(error_kind=DIVERGED, error=(
+            f"the {world_size} replicas ended with different weights (largest difference "
+            f"{diff:.3g}): the processes did not train in step"))
+    elif val_accuracy < config.target_accuracy:
+        result.update(error_kind=BELOW_TARGET, error=(
+            f"validation accuracy {val_accuracy:.1%} is below the target "
+            f"{config.target_accuracy:.0%}"))
+    else:
+        result["ok"] = True
+    return result
+
+
+def write_json(path: str | os.PathLike[str], data: dict) -> None:
+    """Write `data` to `path` whole or not at all (a reader never sees half a file)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m torch.distributed.run --standalone --nproc-per-node N "
+             "-m reference_net.distributed",
+        description="Train the reference network with DistributedDataParallel and check that "
+                    "every replica ends with the same weights.")
+    parser.add_argument("--result", required=True, help="JSON file rank 0 writes")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the smoke run's")
+    parser.add_argument("--seed", type=int, default=SMOKE.seed)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per rank (default: cores // ranks, at least 1)")
+    parser.add_argument("--collective-timeout", type=float, default=300,
+                        help="seconds a rank waits for its peers before giving up")
+    parser.add_argument("--inject-divergence", action="store_true",
+                        help="self-test of the checker: the last rank changes one weight after "
+                             "training (needs 2 or more ranks)")
+    parser.add_argument("--inject-hang", action="store_true",
+                        help="self-test of the launcher: the last rank stops before training")
+    parser.add_argument("--inject-crash", action="store_true",
+                        help="self-test of the launcher: the last rank raises before training")
+    return parser.parse_args(argv)
+
+
+@record
+def main(argv: list[str] | None = None) -> int:
+    """One rank's whole run; 0 when the check passed (or when this rank is not rank 0)."""
+    args = parse_args(argv)
+    rank = os.environ.get("RANK", "0")
+    try:
+        result = train_and_check(args)
+    except Exception as exc:
+        # The launcher reads these to name the first failure, not its consequences on the peers.
+        Path(f"{args.result}.rank{rank}.error").write_text(
+            f"{type(exc).__name__}: {exc}".strip(), encoding="utf-8")
+        raise
+    if rank == "0":
+        write_json(args.result, result)
+        return 0 if result["ok"] else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

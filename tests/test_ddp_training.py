@@ -1,0 +1,92 @@
+"""Real distributed training on the CPU: torch's launcher, gloo, N processes on this machine.
+
+Each test starts real processes that import torch (a few seconds each on two cores); the checker's
+own failures are provoked through the training program's self-test switches."""
+
+from __future__ import annotations
+
+import tempfile
+
+import psutil
+import pytest
+
+from cnnsetup.machine import ddp
+from cnnsetup.machine.ddp import run_ddp
+from reference_net.distributed import DIVERGENCE
+from reference_net.smoke import SMOKE
+
+pytestmark = pytest.mark.slow
+
+SINGLE_PROCESS_STEPS = -(-SMOKE.n_train // SMOKE.batch_size) * SMOKE.epochs
+
+
+def test_two_processes_on_the_cpu_train_to_the_target_with_identical_replicas():
+    out = run_ddp(2, timeout_s=120)
+    assert out.ok, (out.error, out.stderr_tail)
+    assert out.error is None and out.error_kind is None and out.returncode == 0
+    assert (out.world_size, out.backend, out.device) == (2, "gloo", "cpu")
+    assert out.replicas_identical is True and out.max_weight_diff == 0.0
+    assert out.val_accuracy >= out.target == SMOKE.target_accuracy
+    # Half the batch on each of two ranks: as many steps as the single-process smoke run.
+    assert out.batch_size == SMOKE.batch_size // 2 and out.steps == SINGLE_PROCESS_STEPS
+    assert out.epochs == SMOKE.epochs and out.threads == ddp.threads_per_process(2)
+    assert out.seconds > 0 and out.samples_per_s > 0 and out.wall_s >= out.seconds
+
+
+def test_one_process_works_too():
+    out = run_ddp(1, timeout_s=120)
+    assert out.ok, (out.error, out.stderr_tail)
+    assert out.world_size == 1 and out.replicas_identical is True
+    assert out.val_accuracy >= SMOKE.target_accuracy and out.steps == SINGLE_PROCESS_STEPS
+
+
+def test_a_replica_that_drifts_is_caught_by_the_weight_comparison():
+    out = run_ddp(2, epochs=1, inject="divergence", timeout_s=120)
+    assert not out.ok and out.error_kind == ddp.DIVERGED, (out.error, out.stderr_tail)
+    assert out.replicas_identical is False
+    assert out.max_weight_diff == pytest.approx(DIVERGENCE, rel=1e-3)
+    assert "different weights" in out.error
+    assert out.val_accuracy is not None  # the training figures are still reported
+
+
+def test_a_rank_that_fails_is_named_as_the_cause():
+    out = run_ddp(2, epochs=1, inject="crash", timeout_s=120)
+    assert not out.ok and out.error_kind == ddp.CRASHED, (out.error, out.stderr_tail)
+    assert "RuntimeError: failure injected on rank 1" in out.error
+    assert out.returncode not in (0, None) and not out.timed_out
+
+
+def _processes_mentioning(text: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and any(
+                    text in part for part in process.info["cmdline"] or ()):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_rank_that_hangs_becomes_a_timeout_and_no_process_is_left(tmp_path, monkeypatch):
+    # The launch's folder (named on every rank's command line) is put under tmp_path, so the
+    # processes of this run can be told from anyone else's.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = run_ddp(2, epochs=1, inject="hang", timeout_s=8)
+    assert out.timed_out and not out.ok and out.error_kind == ddp.TIMEOUT
+    assert out.returncode is None and "8 s" in out.error
+    assert out.target == SMOKE.target_accuracy and out.epochs == 1  # what was asked, still said
+    assert out.wall_s < 8 + 5
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_more_cuda_processes_than_gpus_is_an_error_result():
+    # This machine's torch sees no GPU, so any count is too many: the same path as 4 processes
+    # on a 2-GPU server.
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the check would run for real")
+    out = run_ddp(2, device="cuda", timeout_s=120)
+    assert not out.ok and out.error_kind == ddp.NOT_ENOUGH_GPUS, (out.error, out.stderr_tail)
+    assert out.backend == "nccl" and "2 CUDA GPUs" in out.error and "sees 0" in out.error
