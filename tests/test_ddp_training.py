@@ -5,6 +5,10 @@ own failures are provoked through the training program's self-test switches."""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
+
 import tempfile
 
 import psutil

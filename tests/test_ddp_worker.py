@@ -3,6 +3,10 @@ replicas are compared, and the result's shape the launcher reads."""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
+
 import argparse
 import dataclasses
 

@@ -177,3 +177,28 @@ def test_progress_line_draws_a_bar(capsys):
     bar.close()
     err = capsys.readouterr().err
     assert "[#####-----]  50%" in err and "cpu" in err
+
+
+@pytest.mark.slow
+def test_ddp_over_two_processes_on_the_cpu_is_a_check_and_a_training_run():
+    done = run_cnnsetup("verify", "--device", "cpu", "--ddp", "2", "--json", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    report = json.loads(done.stdout)
+    assert by_id(report)["verify.ddp"]["status"] == "pass"
+    ddp_run = next(r for r in report["training"] if r["device"].startswith("ddp:"))
+    assert ddp_run["device"] == "ddp:gloo:2" and ddp_run["val_accuracy"] >= 0.99
+
+
+def test_a_ddp_failure_says_why_and_keeps_the_launchers_text(monkeypatch):
+    from cnnsetup.machine import ddp
+
+    def diverged(nprocs, **kwargs):
+        return ddp.DdpResult(ok=False, world_size=nprocs, backend="gloo", device="cpu",
+                             error="replica 1 differs from replica 0 by 1e-3",
+                             error_kind=ddp.DIVERGED)
+
+    monkeypatch.setattr(ddp, "run_ddp", diverged)
+    check, run = verify_module._ddp_check(VerifyOptions(ddp=2), ["cpu"], True, None)
+    assert check.status == "fail" and "different weights" in check.summary
+    assert "replica 1 differs" in check.detail
+    assert run["ok"] is False and run["device"] == "ddp:gloo:2"

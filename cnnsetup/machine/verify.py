@@ -274,9 +274,29 @@ def _ddp_check(options: VerifyOptions, devices: list[str], torch_ok: bool,
                     "with identical weights; {accuracy:.1%} validation accuracy.").format(
             n=options.ddp, backend=result.backend, accuracy=result.val_accuracy or 0)
         return Finding(check_id, "pass", summary), run
-    summary = _("DistributedDataParallel over {n} processes failed.").format(n=options.ddp)
-    return Finding(check_id, "fail", summary, "cnnsetup verify --device cpu --ddp 2",
-                   _last_lines(result.error)), run
+    reason = _ddp_reason(result.error_kind)
+    summary = _("DistributedDataParallel over {n} processes failed: {reason}").format(
+        n=options.ddp, reason=reason)
+    fix = {"torch_missing": _reinstall_fix([]), "not_enough_gpus": f"cnnsetup verify --ddp "
+           f"{max(1, sum(1 for d in devices if d.startswith('cuda')))}"}.get(result.error_kind or "")
+    return Finding(check_id, "fail", summary, fix, _last_lines(result.error)), run
+
+
+def _ddp_reason(kind: Optional[str]) -> str:
+    """The DDP launcher's failure kind (cnnsetup.machine.ddp), in words."""
+    reasons = {
+        "not_enough_gpus": _("more processes than GPUs torch sees."),
+        "backend_unavailable": _("this torch build lacks the gloo or nccl backend."),
+        "diverged": _("the replicas ended with different weights."),
+        "below_target": _("the validation accuracy missed the target."),
+        "torch_missing": _("torch cannot be imported."),
+        "distributed_missing": _("this torch build has no torch.distributed."),
+        "timeout": _("not finished within the time limit; every process was stopped."),
+        "crashed": _("a training process failed."),
+        "launch_failed": _("the launcher could not be started."),
+        "no_result": _("the processes exited without a result."),
+    }
+    return reasons.get(kind or "", _("see the details below."))
 
 
 def _gpu_tolerance() -> float:
