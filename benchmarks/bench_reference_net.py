@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from reference_net.model import build_model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, too
+from reference_net.model import build_model  # noqa: E402
 from reference_net.smoke import SMOKE, run_smoke, smoke_data
 from reference_net.train import evaluate, make_optimizer, set_lr, train
 
