@@ -241,15 +241,9 @@ def backup_meta_path(condarc: Path) -> Path:
 
 def load_backup(condarc: Path) -> Optional[Backup]:
     """The backup kept for `condarc`, or None when there is none."""
-    meta = backup_meta_path(condarc)
-    try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data = _read_record(backup_meta_path(condarc))
+    if data is None:
         return None
-    except (OSError, ValueError) as error:
-        raise FileSafetyError(
-            _("The backup record {path} cannot be read: {reason}").format(path=meta, reason=error)
-        ) from None
     return Backup(
         condarc=condarc,
         existed=bool(data.get("existed")),
@@ -263,15 +257,14 @@ def save_backup(backup: Backup, original: Optional[bytes] = None) -> None:
     """Write the backup record (and, the first time, the original bytes) atomically."""
     if original is not None:
         write_atomic(backup.bytes_path, original)
-    record = {
+    _write_record(backup.meta_path, {
         "format": 1,
         "condarc": str(backup.condarc),
         "existed": backup.existed,
         "original_sha256": backup.original_sha256,
         "last_written_sha256": backup.last_written_sha256,
         "created": backup.created,
-    }
-    write_atomic(backup.meta_path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    })
 
 
 def new_backup(current: CondarcText) -> Backup:
@@ -300,7 +293,25 @@ def pip_record_path(condarc: Path) -> Path:
 
 def load_pip_record(condarc: Path) -> Optional[dict]:
     """{"previous": the index-url pip had before cnnsetup (or None)}, or None when not kept."""
-    path = pip_record_path(condarc)
+    return _read_record(pip_record_path(condarc))
+
+
+def save_pip_record(condarc: Path, previous: Optional[str]) -> None:
+    """Keep pip's index-url from before cnnsetup's first change; later changes keep the first."""
+    if load_pip_record(condarc) is not None:
+        return
+    _write_record(pip_record_path(condarc), {
+        "format": 1, "previous": previous,
+        "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")})
+
+
+def drop_pip_record(condarc: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        pip_record_path(condarc).unlink()
+
+
+def _read_record(path: Path) -> Optional[dict]:
+    """One of cnnsetup's JSON records, or None when it does not exist; unreadable is an error."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -311,15 +322,5 @@ def load_pip_record(condarc: Path) -> Optional[dict]:
         ) from None
 
 
-def save_pip_record(condarc: Path, previous: Optional[str]) -> None:
-    """Keep pip's index-url from before cnnsetup's first change; later changes keep the first."""
-    if load_pip_record(condarc) is not None:
-        return
-    record = {"format": 1, "previous": previous,
-              "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}
-    write_atomic(pip_record_path(condarc), (json.dumps(record, indent=2) + "\n").encode("utf-8"))
-
-
-def drop_pip_record(condarc: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        pip_record_path(condarc).unlink()
+def _write_record(path: Path, record: dict) -> None:
+    write_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))

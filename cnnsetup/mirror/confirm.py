@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 from cnnsetup.i18n import _
 from cnnsetup.mirror import conda as conda_calls
@@ -51,6 +51,19 @@ def _https(url: str) -> str:
 def on_expected(url: str, expected: str) -> bool:
     base = _https(strip_subdir(url))
     return base == expected or base.startswith(expected + "/")
+
+
+def core_channel_urls(urls: Sequence[str]) -> Iterator[tuple[str, str, str]]:
+    """(url, channel family, channel base URL) for the first URL of each core channel
+    (defaults, conda-forge, pytorch) in `urls`; platform subdirs of the same channel count once."""
+    seen: set[str] = set()
+    for url in urls:
+        family = channel_family(url)
+        base = strip_subdir(url)
+        if family is None or base in seen:
+            continue
+        seen.add(base)
+        yield url, family, base
 
 
 def mirror_for_channels(urls: Sequence[str]) -> Optional[str]:
@@ -240,16 +253,10 @@ def find_offenders(
     """Every core-channel URL in `urls` not on `mirror`, once per channel URL, with its cause."""
     platform = sys.platform if platform is None else platform
     offenders: list[Offender] = []
-    seen: set[str] = set()
-    for url in urls:
-        family = channel_family(url)
-        base = strip_subdir(url)
-        if family is None or base in seen:
-            continue
+    for url, family, base in core_channel_urls(urls):
         expected = expected_base(mirror, family)
         if on_expected(url, expected):
             continue
-        seen.add(base)
         offender = Offender(family, base, expected)
         source = effective.source_of(url) if effective else None
         if source is not None:

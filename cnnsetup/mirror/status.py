@@ -12,10 +12,10 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from cnnsetup.mirror import conda as conda_calls
 from cnnsetup.mirror import registry
-from cnnsetup.mirror.confirm import (CORE_CHANNELS, Offender, channel_family,
+from cnnsetup.mirror.confirm import (CORE_CHANNELS, Offender, core_channel_urls,
                                      effective_from_conda_files, find_offenders,
                                      mirror_for_channels)
-from cnnsetup.mirror.merge import ConfigProblem, Effective, ReadFile, UrlSource, merge, read_files, strip_subdir
+from cnnsetup.mirror.merge import ConfigProblem, Effective, ReadFile, UrlSource, merge, read_files
 from cnnsetup.mirror.search_path import ConfigFile, config_files, user_condarc
 
 BACKUP_SUFFIXES = (".cnnsetup-backup", ".cnnsetup-backup.json")
@@ -151,13 +151,7 @@ def _file_status(read: ReadFile, loaded_keys: Optional[set[str]]) -> FileStatus:
 
 def _reasons(urls: Sequence[str], effective: Optional[Effective]) -> list[Reason]:
     reasons: list[Reason] = []
-    seen: set[str] = set()
-    for url in urls:
-        family = channel_family(url)
-        base = strip_subdir(url)
-        if family is None or base in seen:
-            continue
-        seen.add(base)
+    for url, family, base in core_channel_urls(urls):
         mirror = registry.mirror_of_url(base)
         source = effective.source_of(url) if effective else None
         reasons.append(Reason(family, base, mirror.name if mirror else None, source))
