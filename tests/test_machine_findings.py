@@ -125,6 +125,17 @@ def test_numpy_abi_mismatch(torch):
     assert finding.fix == 'python -m pip install "numpy<2"'
 
 
+def test_numpy_absent_is_a_warning_not_a_mismatch():
+    # What pip's torch 2.x looks like in a fresh venv: it imports fine and warns about NumPy.
+    torch = TorchFacts(installed=True, importable=True, version="2.13.0+cpu", numpy_version=None,
+                       import_warnings=["UserWarning: Failed to initialize NumPy: No module "
+                                        "named 'numpy' (Triggered internally at ...)"])
+    findings = by_id(evaluate(make_facts(torch=torch)))
+    assert "numpy.abi_mismatch" not in findings
+    assert findings["numpy.missing"].status == "warn"
+    assert findings["numpy.missing"].fix == "python -m pip install numpy"
+
+
 def test_missing_torch_fails_with_the_torch_command_as_fix():
     facts = make_facts(nvidia=nvidia("blackwell"), torch=TorchFacts(
         installed=False, error="ModuleNotFoundError: No module named 'torch'"))

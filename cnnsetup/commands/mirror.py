@@ -172,7 +172,7 @@ def _switch_command(name: str) -> click.Command:
 @mirror.command("auto", help=N_(
     "Probe every mirror and switch to the fastest one that answers correctly."
 ))
-@option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+@option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True, metavar="S",
         help=N_("Seconds to wait for the mirrors."))
 @_switch_options
 def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clean: bool,

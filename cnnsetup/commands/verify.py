@@ -30,7 +30,7 @@ from cnnsetup.render import ProgressLine, echo, print_json, style
 @option("--ddp", type=click.IntRange(min=1), default=None, metavar="N",
         help=N_("Also train with DistributedDataParallel over N processes (gloo on CPU, nccl "
                 "across GPUs) and check that every replica ends with identical weights."))
-@option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+@option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True, metavar="S",
         help=N_("Time limit in seconds for each training run."))
 @option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help=N_("Also write the JSON report to this file (for `cnnsetup report`)."))

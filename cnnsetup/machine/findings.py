@@ -190,6 +190,12 @@ def _numpy(facts: Facts) -> Optional[Finding]:
         texts.append(torch.numpy_error or "")
     if not texts:
         return None
+    if torch.numpy_version is None or any("no module named 'numpy'" in t.lower() for t in texts):
+        # Not a mismatch: NumPy is simply absent. torch runs without it (pip's torch does not
+        # require it); only torch.from_numpy and the many notebooks that use NumPy need it.
+        return Finding("numpy.missing", "warn", _(
+            "NumPy is not installed: torch works, but torch.from_numpy and most course notebooks "
+            "need it."), "python -m pip install numpy", "\n".join(t for t in texts if t))
     return Finding("numpy.abi_mismatch", "fail", _(
         "torch and NumPy {numpy} do not work together (a module was built for NumPy 1; "
         "torch.from_numpy fails).").format(numpy=torch.numpy_version or "?"),
