@@ -105,3 +105,46 @@ class ProgressLine:
         if self.shown:
             sys.stderr.write("\r" + " " * (self.columns + 40) + "\r")
             sys.stderr.flush()
+
+
+def wrap(text: str, columns: int) -> list[str]:
+    """`text` in lines of at most `columns` terminal columns. Breaks at spaces, and between two
+    CJK characters (Chinese has no spaces); a word longer than a line (a URL, a path) is kept
+    whole rather than cut, so that it can still be copied."""
+    lines: list[str] = []
+    line = ""
+    for token in _tokens(text):
+        candidate = line + token
+        if width(candidate.rstrip()) <= columns or not line.strip():
+            line = candidate
+            continue
+        lines.append(line.rstrip())
+        line = token.lstrip()
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines
+
+
+def _tokens(text: str) -> list[str]:
+    """Words with their trailing spaces; every CJK character (and the punctuation after it) alone."""
+    tokens: list[str] = []
+    current = ""
+    for ch in text:
+        wide = unicodedata.east_asian_width(ch) in "WF"
+        if wide and current and not current.endswith(" ") and unicodedata.category(ch).startswith("P"):
+            current += ch  # keep CJK punctuation with what it follows
+            tokens.append(current)
+            current = ""
+        elif wide:
+            if current:
+                tokens.append(current)
+            current = ch
+        elif current and (current.endswith(" ") and ch != " " or
+                          unicodedata.east_asian_width(current[-1]) in "WF"):
+            tokens.append(current)
+            current = ch
+        else:
+            current += ch
+    if current:
+        tokens.append(current)
+    return tokens

@@ -4,7 +4,6 @@ torch install command that fits it."""
 from __future__ import annotations
 
 import shutil
-import textwrap
 from typing import Optional
 
 from cnnsetup.commands.base import command, json_option, option
@@ -12,7 +11,7 @@ from cnnsetup.i18n import N_, _
 from cnnsetup.machine.cuda_tables import parse_capability
 from cnnsetup.machine.facts import Facts
 from cnnsetup.machine.findings import Finding, gib
-from cnnsetup.render import STATUS_COLOURS, echo, key_values, pad, print_json, style, width
+from cnnsetup.render import STATUS_COLOURS, echo, key_values, pad, print_json, style, width, wrap
 
 
 @command(
@@ -210,8 +209,7 @@ def _gpu_rows(facts: Facts) -> list[tuple[str, str]]:
 def _wrap(text: str, indent: int) -> list[str]:
     """`text` in lines that fit the terminal after `indent` columns (at least 40 wide)."""
     columns = shutil.get_terminal_size((100, 24)).columns
-    return textwrap.wrap(text, width=max(40, columns - indent - 1),
-                         break_long_words=False, break_on_hyphens=False)
+    return wrap(text, max(40, columns - indent - 1))
 
 
 _STATUS_WORDS = {"pass": N_("pass"), "warn": N_("warn"), "fail": N_("FAIL"), "skip": N_("skip")}
