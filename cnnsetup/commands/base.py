@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from cnnsetup.i18n import N_, _
+from cnnsetup.render import width, wrap
 
 
 def _translated(text: str | None) -> str | None:
@@ -32,8 +33,52 @@ class Option(click.Option):
             self.help = original
 
 
+class HelpFormatter(click.HelpFormatter):
+    """click's help layout, wrapped by display width: a Chinese character takes two columns
+    and a line may break between two of them (click counts characters and breaks at spaces)."""
+
+    def write_text(self, text: str) -> None:
+        indent = " " * self.current_indent
+        for line in _wrap_paragraphs(text, self.width - self.current_indent):
+            self.write(f"{indent}{line}\n" if line else "\n")
+
+    def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        first_col = min(max((width(first) for first, _ in rows), default=0), col_max) + col_spacing
+        text_width = max(self.width - first_col - self.current_indent - 2, 10)
+        for first, second in rows:
+            self.write(" " * self.current_indent + first)
+            if not second:
+                self.write("\n")
+                continue
+            if width(first) <= first_col - col_spacing:
+                self.write(" " * (first_col - width(first)))
+            else:
+                self.write("\n" + " " * (first_col + self.current_indent))
+            lines = _wrap_paragraphs(second, text_width) or [""]
+            self.write(lines[0] + "\n")
+            for line in lines[1:]:
+                self.write(" " * (first_col + self.current_indent) + line + "\n")
+
+
+def _wrap_paragraphs(text: str, columns: int) -> list[str]:
+    """Each paragraph (separated by a blank line) re-wrapped; blank lines between them kept."""
+    out: list[str] = []
+    for number, paragraph in enumerate(text.split("\n\n")):
+        if number:
+            out.append("")
+        out += wrap(" ".join(paragraph.split()), max(columns, 10))
+    return out
+
+
+class Context(click.Context):
+    formatter_class = HelpFormatter
+
+
 class Command(click.Command):
     """A command whose help, short help and epilog are translated when shown."""
+
+    context_class = Context
 
     def _with_translated_help(self, method: Any, *args: Any) -> Any:
         saved = (self.help, self.short_help, self.epilog)
