@@ -57,7 +57,16 @@ def test_restore_of_nothing_unsets_the_key(pip_home):
     change = pip.restore(previous)
     assert (change.previous, change.current) == (TUNA, None)
     assert pip.get_index_url() is None
+    assert not _user_file(pip_home).exists()  # no empty pip.conf left behind
     assert pip.restore(None).changed is False  # nothing to unset is fine
+
+
+def test_restore_keeps_a_user_file_that_holds_other_settings(pip_home):
+    user_file = _user_file(pip_home)
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("[global]\ntimeout = 60\n", encoding="utf-8")
+    pip.restore(pip.set_index_url(TUNA).previous)
+    assert "timeout = 60" in user_file.read_text(encoding="utf-8")
 
 
 def test_pip_index_url_variable_overrides(pip_home, monkeypatch):

@@ -228,9 +228,9 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
     if with_pip:
         _show_pip(pip_change, mirror_obj.pypi, dry_run)
     if report is not None:
-        for level, text in report.lines():
+        for level, text in report.lines():  # one block, on stdout, in order
             colour = {"ok": "green", "warn": "yellow"}.get(level)
-            echo(style(text, fg=colour) if colour else text, err=level == "warn")
+            echo(style(text, fg=colour) if colour else text)
     return 0
 
 

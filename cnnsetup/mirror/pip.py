@@ -149,8 +149,22 @@ def restore(previous: Optional[str], python: Optional[str] = None,
             env: Optional[Mapping[str, str]] = None) -> PipChange:
     """Put back exactly the value kept in the backup: set it again, or unset when there was none."""
     if previous is None:
-        return unset_index_url(python, env)
+        change = unset_index_url(python, env)
+        _remove_if_empty(change.user_file)
+        return change
     return set_index_url(previous, python, env)
+
+
+def _remove_if_empty(path: Optional[str]) -> None:
+    """`pip config unset` leaves an empty file behind; an empty pip.conf means nothing, and
+    the user had none when they had no index-url of their own."""
+    if not path:
+        return
+    try:
+        if Path(path).is_file() and not Path(path).read_text(encoding="utf-8").strip():
+            Path(path).unlink()
+    except OSError:
+        pass
 
 
 @dataclass
