@@ -31,6 +31,11 @@ auto_activate_base: false
 """
 
 
+def home_files(home: Path) -> list[str]:
+    """What is in the home folder, besides cnnsetup's own cache (~/.cache/cnnsetup: locks)."""
+    return sorted(p.name for p in home.iterdir() if p.name != ".cache")
+
+
 def data(path: Path) -> dict:
     return yaml_io.plain(yaml_io.load(path.read_text(encoding="utf-8"), source=str(path)))
 
@@ -162,7 +167,7 @@ def test_restore_after_several_switches_gives_back_the_exact_bytes(case, invoke,
         assert not condarc.exists()
     else:
         assert condarc.read_bytes() == original
-    assert sorted(p.name for p in isolated_home.iterdir()) == (
+    assert home_files(isolated_home) == (
         [".condarc"] if original is not None else []
     )
 
@@ -239,7 +244,7 @@ def test_broken_files_are_refused_with_a_clear_message_and_left_alone(text, word
         assert word in result.stderr
     assert "Traceback" not in result.stderr
     assert condarc.read_text(encoding="utf-8") == text
-    assert sorted(p.name for p in isolated_home.iterdir()) == [".condarc"]
+    assert home_files(isolated_home) == [".condarc"]
 
 
 def test_a_directory_is_refused(invoke, tmp_path):
@@ -295,7 +300,7 @@ def test_a_failure_mid_write_leaves_the_original_untouched(invoke, isolated_home
     assert result.exit_code == 1
     assert "No space left on device" in result.stderr
     assert condarc.read_text(encoding="utf-8") == COMMENTED
-    assert sorted(p.name for p in isolated_home.iterdir()) == [".condarc"]  # no temp, no backup
+    assert home_files(isolated_home) == [".condarc"]  # no temp, no backup
 
 
 def test_a_write_that_does_not_read_back_is_undone(isolated_home, monkeypatch):
@@ -304,12 +309,12 @@ def test_a_write_that_does_not_read_back_is_undone(isolated_home, monkeypatch):
     real_write = condarc_file.write_atomic
     writes_to_condarc = []
 
-    def corrupting_write(path, payload):  # the first write loses its tail; later ones are fine
+    def corrupting_write(path, payload, **kwargs):  # the first write loses its tail; later ones are fine
         if Path(path) == condarc:
             writes_to_condarc.append(payload)
             if len(writes_to_condarc) == 1:
                 payload = payload[:-20]
-        real_write(path, payload)
+        real_write(path, payload, **kwargs)
 
     monkeypatch.setattr(condarc_file, "write_atomic", corrupting_write)
     with pytest.raises(Exception, match="original was put back"):
@@ -350,7 +355,7 @@ def test_dry_run_prints_the_diff_and_changes_nothing(invoke, isolated_home, bin_
     assert f"+  - {TUNA}/pkgs/main" in result.stdout
     assert "conda clean -i -y --json" in result.stdout
     assert condarc.read_text(encoding="utf-8") == COMMENTED
-    assert sorted(p.name for p in isolated_home.iterdir()) == [".condarc"]
+    assert home_files(isolated_home) == [".condarc"]
     assert not calls.exists()
 
 

@@ -9,7 +9,6 @@ The steps print as they go (through `say`); the caller decides how to ask for co
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import socket
 import subprocess
@@ -66,14 +65,10 @@ class OnboardResult:
 # --- where progress is remembered -------------------------------------------------------------
 
 def state_path(env: Optional[Mapping[str, str]] = None, platform: str = sys.platform) -> Path:
-    """cnnsetup's own state file: %LOCALAPPDATA%\\cnnsetup on Windows, else XDG's cache."""
-    env = os.environ if env is None else env
-    if platform == "win32" and env.get("LOCALAPPDATA"):
-        base = Path(env["LOCALAPPDATA"]) / "cnnsetup"
-    else:
-        cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
-        base = Path(cache) / "cnnsetup"
-    return base / "onboard.json"
+    """cnnsetup's own record of onboard's progress, in the user's cache folder."""
+    from cnnsetup.paths import cache_dir
+
+    return cache_dir(env, platform) / "onboard.json"
 
 
 def load_state(path: Path) -> dict:

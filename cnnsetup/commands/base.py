@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cnnsetup.i18n import N_, _
+from cnnsetup.i18n import N_, _, set_language
 from cnnsetup.render import width, wrap
 
 
@@ -130,4 +130,13 @@ def group(*args: Any, **kwargs: Any) -> Any:
 option = functools.partial(click.option, cls=Option)
 argument = click.argument
 
-json_option = option("--json", "as_json", is_flag=True, help=N_("Print one JSON object on stdout."))
+def _json_is_never_translated(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """JSON is for programs: with --json, every text it holds (and any error) is in English."""
+    if value:
+        set_language("en")
+    return value
+
+
+json_option = option("--json", "as_json", is_flag=True, is_eager=True,
+                     callback=_json_is_never_translated,
+                     help=N_("Print one JSON object on stdout (always in English)."))

@@ -207,9 +207,12 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
     """Switch the file, then pip (if asked), then let conda prove what it uses; render it all."""
     target = _target(condarc)
     result = switch(mirror_obj, target, dry_run=dry_run)
-    pip_change = None
+    pip_change, pip_error = None, None
     if with_pip and not dry_run:
-        pip_change = _switch_pip(mirror_obj, target)
+        try:
+            pip_change = _switch_pip(mirror_obj, target)
+        except CnnsetupError as error:  # the .condarc change stands and is reported below
+            pip_error = error.message
     report = None
     if not dry_run:
         from cnnsetup.mirror.confirm import confirm_switch
@@ -220,17 +223,23 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
         payload = _switch_json(result)
         payload["confirm"] = report.to_dict() if report else None
         payload["pip"] = _pip_json(pip_change, mirror_obj.pypi if with_pip else None)
+        if pip_error is not None:
+            payload["pip"]["error"] = pip_error
         if probes is not None:
             payload["probes"] = probes
         print_json(payload)
-        return 0
+        return 1 if pip_error else 0
     _show_switch(result, no_clean)
-    if with_pip:
+    if with_pip and pip_error is None:
         _show_pip(pip_change, mirror_obj.pypi, dry_run)
     if report is not None:
         for level, text in report.lines():  # one block, on stdout, in order
             colour = {"ok": "green", "warn": "yellow"}.get(level)
             echo(style(text, fg=colour) if colour else text)
+    if pip_error is not None:
+        echo(_("Error: {message}").format(message=_("pip was not changed: {error}").format(
+            error=pip_error)), err=True)
+        return 1
     return 0
 
 
@@ -295,7 +304,10 @@ def _show_switch(result: SwitchResult, no_clean: bool) -> None:
     mirror_obj = registry.get(result.mirror)
     title = _(mirror_obj.title) if mirror_obj else result.mirror
     if result.dry_run:
-        if result.changed:
+        if result.changed and not result.diff:
+            echo(_("Would remove the UTF-8 byte-order mark (BOM) at the start of {path}: it can "
+                   "crash conda on Windows. Nothing else would change.").format(path=result.condarc))
+        elif result.changed:
             echo(_("Would change {path} to use {mirror} ({title}):").format(
                 path=result.condarc, mirror=result.mirror, title=title))
             echo(_colour_diff(result.diff), nl=False)
@@ -311,6 +323,8 @@ def _show_switch(result: SwitchResult, no_clean: bool) -> None:
     else:
         echo(_("Switched {path} to {mirror} ({title}).").format(
             path=result.condarc, mirror=result.mirror, title=title))
+        if result.drops_bom:
+            echo(_("Removed the UTF-8 byte-order mark (BOM): it can crash conda on Windows."))
         echo(_colour_diff(result.diff), nl=False)
         if result.backup and result.original_existed:
             echo(_("Your original is kept in {path}; undo with: {command}").format(

@@ -101,15 +101,22 @@ def sha256(data: bytes) -> str:
 
 # --- the lock ---------------------------------------------------------------------------------
 
+LOCK_TIMEOUT_S = 60.0
+
+
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
+def locked(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold an exclusive lock for `path` so two cnnsetup runs cannot interleave their edits.
 
-    The lock file lives in the temporary folder, named after the file's real path, so the
-    user's home holds nothing of cnnsetup's once a backup is restored."""
+    The lock file lives in the user's own cache folder (not the shared temporary folder, where
+    another user could hold it), named after the file's real path, so the folder of the
+    .condarc holds nothing of cnnsetup's once a backup is restored. Waits at most `timeout`."""
+    from cnnsetup.paths import cache_dir
+
     key = hashlib.sha256(os.path.realpath(path).encode("utf-8", "surrogateescape")).hexdigest()
-    lock_path = Path(tempfile.gettempdir()) / f"cnnsetup-{key[:24]}{LOCK_SUFFIX}"
+    lock_path = cache_dir() / "locks" / f"{key[:24]}{LOCK_SUFFIX}"
     try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a+b")
     except OSError as error:
         raise FileSafetyError(
@@ -122,7 +129,7 @@ def locked(path: Path) -> Iterator[None]:
             import msvcrt
 
             handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+            _acquire(lambda: msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1), path, timeout)
             try:
                 yield
             finally:
@@ -131,18 +138,39 @@ def locked(path: Path) -> Iterator[None]:
         else:
             import fcntl
 
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            _acquire(lambda: fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB), path,
+                     timeout)
             try:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _acquire(try_lock, path: Path, timeout: float) -> None:
+    """Call `try_lock` (which raises OSError while someone else holds the lock) until it
+    succeeds, or give up after `timeout` seconds with a message."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            try_lock()
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise FileSafetyError(
+                    _("Another cnnsetup is still changing {path}; nothing was changed. Try again "
+                      "in a moment.").format(path=path)
+                ) from None
+            time.sleep(0.05)
+
+
 # --- atomic writes ----------------------------------------------------------------------------
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, new_mode: Optional[int] = None) -> None:
     """Replace the file at `path` with `data` in one step, through a symlink to its target,
-    keeping its permission bits; on failure the old file is untouched and no temp file stays."""
+    keeping its permission bits (a new file gets `new_mode`, default the umask's); on failure
+    the old file is untouched and no temp file stays."""
     target = Path(os.path.realpath(path))
     folder = target.parent
     if not folder.is_dir():
@@ -150,7 +178,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         mode = stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        mode = new_mode if new_mode is not None else 0o666 & ~_umask()
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=folder)
     except OSError as error:
@@ -221,7 +249,14 @@ class Backup:
         """The exact original bytes, or None when there was no file; checked against its hash."""
         if not self.existed:
             return None
-        data = self.bytes_path.read_bytes()
+        try:
+            data = self.bytes_path.read_bytes()
+        except OSError as error:
+            raise FileSafetyError(
+                _("The backup {path} cannot be read ({reason}); your original is not there any "
+                  "more, so nothing was changed.").format(path=self.bytes_path,
+                                                         reason=error.strerror or error)
+            ) from None
         if sha256(data) != self.original_sha256:
             raise FileSafetyError(
                 _("The backup {path} does not match what cnnsetup saved; it was changed.").format(
@@ -243,6 +278,12 @@ def load_backup(condarc: Path) -> Optional[Backup]:
     """The backup kept for `condarc`, or None when there is none."""
     data = _read_record(backup_meta_path(condarc))
     if data is None:
+        if backup_bytes_path(condarc).exists():
+            # The bytes without their record: never overwrite them with a newer "original".
+            raise FileSafetyError(
+                _("{path} exists but its record {record} is missing, so cnnsetup cannot tell "
+                  "whether it is your original. Move it somewhere safe, then try again.").format(
+                    path=backup_bytes_path(condarc), record=backup_meta_path(condarc)))
         return None
     return Backup(
         condarc=condarc,
@@ -256,7 +297,9 @@ def load_backup(condarc: Path) -> Optional[Backup]:
 def save_backup(backup: Backup, original: Optional[bytes] = None) -> None:
     """Write the backup record (and, the first time, the original bytes) atomically."""
     if original is not None:
-        write_atomic(backup.bytes_path, original)
+        # The copy gets the original's permissions: a private .condarc (a proxy password)
+        # must not become readable by others through its backup.
+        write_atomic(backup.bytes_path, original, new_mode=_mode_of(backup.condarc))
     _write_record(backup.meta_path, {
         "format": 1,
         "condarc": str(backup.condarc),
@@ -313,14 +356,27 @@ def drop_pip_record(condarc: Path) -> None:
 def _read_record(path: Path) -> Optional[dict]:
     """One of cnnsetup's JSON records, or None when it does not exist; unreadable is an error."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
         raise FileSafetyError(
             _("The backup record {path} cannot be read: {reason}").format(path=path, reason=error)
         ) from None
+    if not isinstance(record, dict):
+        raise FileSafetyError(
+            _("The backup record {path} cannot be read: {reason}").format(
+                path=path, reason=_("it is not a cnnsetup record")))
+    return record
 
 
 def _write_record(path: Path, record: dict) -> None:
-    write_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    write_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"), new_mode=0o600)
+
+
+def _mode_of(path: Path) -> int:
+    """The permission bits of `path` (through a symlink), or private when it cannot be read."""
+    try:
+        return stat.S_IMODE(Path(os.path.realpath(path)).stat().st_mode)
+    except OSError:
+        return 0o600

@@ -8,6 +8,7 @@ there was none) and drop the backup. Neither talks to conda; the command does th
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +57,7 @@ class SwitchResult:
     backup: Optional[Path]
     warnings: list[str] = field(default_factory=list)
     original_existed: bool = True  # False: there was no file before cnnsetup's first change
+    drops_bom: bool = False  # the change removes a UTF-8 byte-order mark (maybe nothing else)
 
 
 @dataclass
@@ -92,7 +94,8 @@ def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Op
         existing = condarc_file.load_backup(condarc)
         return SwitchResult(mirror.name, condarc, plan.changed, True, plan.diff(),
                             existing.path if existing else None, plan.warnings,
-                            existing.existed if existing else plan.current.exists)
+                            existing.existed if existing else plan.current.exists,
+                            plan.current.had_bom)
     condarc_file.check_writable(condarc)
     with condarc_file.locked(condarc):
         plan = make_plan(mirror, condarc, platform=platform, fallback_encoding=fallback_encoding)
@@ -123,7 +126,7 @@ def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Op
         backup.last_written_sha256 = condarc_file.sha256(plan.new_bytes)
         condarc_file.save_backup(backup)
         return SwitchResult(mirror.name, condarc, True, False, plan.diff(), backup.path, warnings,
-                            backup.existed)
+                            backup.existed, plan.current.had_bom)
 
 
 def _check_written(plan: Plan) -> None:
@@ -188,9 +191,12 @@ def restore(condarc: Path, *, force: bool = False) -> RestoreResult:
                 )
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             kept_aside = condarc.with_name(f"{condarc.name}.cnnsetup-edited-{stamp}")
-            condarc_file.write_atomic(kept_aside, current)  # type: ignore[arg-type]
+            condarc_file.write_atomic(kept_aside, current,  # type: ignore[arg-type]
+                                      new_mode=condarc_file._mode_of(condarc))
         if original is None:
-            condarc.unlink(missing_ok=True)
+            # The file cnnsetup created; through a symlink that is the link's target, and the
+            # link itself (the user's) stays as it was.
+            Path(os.path.realpath(condarc)).unlink(missing_ok=True)
         else:
             condarc_file.write_atomic(condarc, original)
             if condarc.read_bytes() != original:
