@@ -10,11 +10,12 @@ Never translated: JSON output, finding ids, commands to paste, URLs, file paths.
 
 from __future__ import annotations
 
+import contextlib
 import gettext
 import os
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 DOMAIN = "cnnsetup"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -80,6 +81,21 @@ def set_language(language: str) -> None:
     )
     if os.environ.get("CNNSETUP_I18N_CHECK") == "1":
         _translation.add_fallback(_MarkMissing())
+
+
+@contextlib.contextmanager
+def using_language(language: str) -> Iterator[None]:
+    """Speak `language` inside the block, then the language that was in use before."""
+    previous, previous_env = _language, os.environ.get("LANGUAGE")
+    set_language(language)
+    try:
+        yield
+    finally:
+        set_language(previous)
+        if previous_env is None:
+            os.environ.pop("LANGUAGE", None)
+        else:
+            os.environ["LANGUAGE"] = previous_env
 
 
 def language_from_environment(

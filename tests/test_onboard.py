@@ -158,3 +158,26 @@ def test_miniconda_comes_from_the_mirror_archive():
         "https://mirrors.tuna.tsinghua.edu.cn/anaconda/miniconda/Miniconda3-latest-Windows-x86_64.exe")
     assert onboard_module.miniconda_url(registry.get("ustc"), "linux").startswith(
         "https://repo.anaconda.com/miniconda/")
+
+
+def test_a_broken_condarc_fails_the_mirror_step_and_the_day_goes_on(invoke, classroom):
+    condarc = classroom["home"] / ".condarc"
+    condarc.write_text("channels: defaults\n", encoding="utf-8")
+    result = invoke("onboard", "--yes", "--mirror", "tsinghua", "--report", str(classroom["report"]))
+    assert result.exit_code == 1
+    assert "Step 4/4" in result.stdout
+    assert condarc.read_text(encoding="utf-8") == "channels: defaults\n"
+    steps = json.loads(classroom["report"].read_text(encoding="utf-8"))["onboard"]["steps"]
+    assert steps[0]["status"] == "failed" and steps[2]["name"] == "verify"
+
+
+def test_pip_is_not_changed_without_asking_even_when_conda_already_uses_the_mirror(
+        invoke, classroom):
+    from cnnsetup.mirror import pip
+    from cnnsetup.mirror.switch import switch
+    from cnnsetup.mirror import registry
+
+    switch(registry.get("tsinghua"), classroom["home"] / ".condarc")
+    result = invoke("onboard", "--mirror", "tsinghua", "--report", str(classroom["report"]))
+    assert "--yes" in result.stdout
+    assert pip.get_index_url() is None

@@ -58,7 +58,7 @@ def test_a_device_asked_for_by_name_but_absent_fails_with_a_fix():
     checks = by_id(json.loads(done.stdout))
     assert checks["verify.train.cuda:0"]["status"] == "fail"
     assert "CUDA" in checks["verify.train.cuda:0"]["summary"]
-    assert checks["verify.train.cuda:0"]["fix"]
+    assert checks["verify.train.cuda:0"]["fix"] == "cnnsetup verify"  # no NVIDIA card here
 
 
 def test_a_training_run_over_its_time_limit_fails_and_the_other_checks_still_run():
@@ -202,3 +202,40 @@ def test_a_ddp_failure_says_why_and_keeps_the_launchers_text(monkeypatch):
     assert check.status == "fail" and "different weights" in check.summary
     assert "replica 1 differs" in check.detail
     assert run["ok"] is False and run["device"] == "ddp:gloo:2"
+
+
+def test_the_report_file_is_in_english_while_the_table_speaks_chinese(tmp_path):
+    report_file = tmp_path / "r.json"
+    done = run_cnnsetup("--lang", "zh", "verify", "--device", "cpu", "--report", str(report_file))
+    assert done.returncode == 0, done.stderr
+    assert "已在 cpu 上训练参考 CNN" in done.stdout
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert by_id(report)["verify.train.cpu"]["summary"].startswith("Trained the reference CNN")
+
+
+def test_when_torch_does_not_import_no_task_is_retried():
+    tasks = [({"task": "sleep", "id": "a", "args": {"seconds": 60}}, 1.0),
+             ({"task": "sleep", "id": "b", "args": {"seconds": 0}}, 30.0)]
+    first = WorkerSession([t for t, _ in tasks], timeouts=[s for _, s in tasks],
+                          env={"PYTHONPATH": str(REPO_ROOT)}).wait()
+    replies = verify_module._all_replies(first, tasks, VerifyOptions(), None, None, retry=False)
+    assert replies["a"]["timed_out"] is True
+    assert replies["b"]["ok"] is False  # not run again in a new worker
+
+
+def test_a_worker_started_from_a_checkout_can_import_cnnsetup():
+    from cnnsetup.machine import torch_probe
+
+    env = {"PYTHONPATH": "/somewhere/else"}
+    torch_probe._add_checkout(env)
+    assert env["PYTHONPATH"].split(":") == ["/somewhere/else", str(REPO_ROOT)]
+
+
+def test_a_missing_device_is_worded_in_the_users_language():
+    from cnnsetup.i18n import using_language
+
+    reply = {"ok": True, "result": {"device": "cuda:0", "skipped": True, "reason_code": "no_cuda",
+                                    "reason": "torch sees no CUDA device", "count": 0}}
+    with using_language("zh"):
+        (check,) = verify_module._conv_checks("cuda:0", reply, True, True, "cnnsetup verify")
+    assert "CUDA" in check.summary and "torch sees" not in check.summary

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
+from cnnsetup.errors import CnnsetupError
 from cnnsetup.i18n import _
 from cnnsetup.mirror import condarc_file, registry
 
@@ -150,18 +151,28 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
     mirror = _choose_mirror(wanted, options.probe_timeout, say)
     if mirror is None:
         return Step("mirror", "skipped", _("no mirror answered"))
-    plan = make_plan(mirror, condarc)
-    if plan.changed:
-        say("  " + _("cnnsetup will change {path} (a backup keeps your original):").format(
-            path=condarc))
-        say(plan.diff().rstrip("\n"))
-        if not options.yes and not confirm(_("Write this change and point pip at {url}?").format(
-                url=mirror.pypi)):
+    try:
+        plan = make_plan(mirror, condarc)
+    except CnnsetupError as error:  # a broken .condarc: say why, and go on with the other steps
+        say("  " + _("Error: {message}").format(message=error.message))
+        return Step("mirror", "failed", error.message)
+    pip_changes = _pip_index() != (None if mirror.is_official else mirror.pypi)
+    if plan.changed or pip_changes:
+        if plan.changed:
+            say("  " + _("cnnsetup will change {path} (a backup keeps your original):").format(
+                path=condarc))
+            say(plan.diff().rstrip("\n"))
+        if not options.yes and not confirm(_("Point conda and pip at {mirror} ({url})?").format(
+                mirror=mirror.name, url=mirror.pypi)):
             say("  " + _("Left unchanged. To switch later: {command}").format(
                 command=f"cnnsetup mirror {mirror.name} --pip"))
             return Step("mirror", "skipped", _("not confirmed"))
-    switch(mirror, condarc)
-    pip_text = _switch_pip(mirror, condarc, say)
+    try:
+        switch(mirror, condarc)
+    except CnnsetupError as error:
+        say("  " + _("Error: {message}").format(message=error.message))
+        return Step("mirror", "failed", error.message)
+    pip_text, pip_ok = _switch_pip(mirror, condarc, say)
     conda_path = conda_calls.find_conda()
     if conda_path is None:
         say("  " + _("conda is not installed. Install Miniconda from the mirror, then run "
@@ -174,8 +185,19 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
         for _level, text in report.lines():
             say("  " + text)
     say("  " + _("conda now points at {mirror}; {pip}").format(mirror=mirror.name, pip=pip_text))
-    state["mirror"] = {"done": True, "name": mirror.name, "condarc_sha256": _sha_of(condarc)}
-    return Step("mirror", "done", mirror.name)
+    # Recorded as done only when pip followed too, so that the next run tries pip again.
+    state["mirror"] = {"done": pip_ok, "name": mirror.name, "condarc_sha256": _sha_of(condarc)}
+    return Step("mirror", "done" if pip_ok else "failed", mirror.name if pip_ok else pip_text)
+
+
+def _pip_index() -> Optional[str]:
+    """pip's user index-url now (None: PyPI); unknown counts as "would change"."""
+    from cnnsetup.mirror import pip
+
+    try:
+        return pip.get_index_url()
+    except CnnsetupError:
+        return "?"
 
 
 def _choose_mirror(wanted: str, timeout: float, say) -> Optional[registry.Mirror]:
@@ -194,18 +216,18 @@ def _choose_mirror(wanted: str, timeout: float, say) -> Optional[registry.Mirror
     return registry.get(best.mirror)
 
 
-def _switch_pip(mirror: registry.Mirror, condarc: Path, say) -> str:
-    from cnnsetup.errors import CnnsetupError
+def _switch_pip(mirror: registry.Mirror, condarc: Path, say) -> tuple[str, bool]:
+    """Point pip at the mirror; (words for the user, whether it worked)."""
     from cnnsetup.mirror import pip
 
     try:
         change = (pip.unset_index_url() if mirror.is_official else pip.set_index_url(mirror.pypi))
     except CnnsetupError as error:
         say("  " + _("pip was not changed: {error}").format(error=error.message))
-        return _("pip unchanged")
+        return _("pip unchanged"), False
     if change.changed:
         condarc_file.save_pip_record(condarc, change.previous)
-    return _("pip uses {url}").format(url=change.current or "https://pypi.org/simple")
+    return _("pip uses {url}").format(url=change.current or "https://pypi.org/simple"), True
 
 
 def miniconda_url(mirror: registry.Mirror, platform: str = sys.platform) -> str:

@@ -85,15 +85,16 @@ def render_verify(result) -> str:
         "",
         style(_("Checks"), bold=True),
     ]
-    lines += check_lines(result.checks)
+    checks = result.checks()
+    lines += check_lines(checks)
     lines.append("")
-    if result.ok:
+    if not any(c.status == "fail" for c in checks):
         verdict = style(_("PASS"), fg="green", bold=True)
         lines.append(_("{verdict}: this machine is ready for the course ({seconds:.1f} s).").format(
             verdict=verdict, seconds=result.duration_s))
     else:
         verdict = style(_("FAIL"), fg="red", bold=True)
-        failed = sum(1 for c in result.checks if c.status == "fail")
+        failed = sum(1 for c in checks if c.status == "fail")
         lines.append(_("{verdict}: {count} check(s) failed; run the fix shown under each, then "
                        "`cnnsetup verify` again ({seconds:.1f} s).").format(
             verdict=verdict, count=failed, seconds=result.duration_s))

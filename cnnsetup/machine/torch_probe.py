@@ -102,6 +102,7 @@ class WorkerSession:
         full_env = dict(os.environ if env is None else env)
         full_env.setdefault("PYTHONIOENCODING", "utf-8")
         full_env.pop("PYTHONSTARTUP", None)
+        _add_checkout(full_env)
         try:
             self._proc = subprocess.Popen(
                 args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -223,6 +224,18 @@ def _parse_reply(line: str) -> Optional[dict]:
     except ValueError:
         return None
     return reply if isinstance(reply, dict) and "task" in reply else None
+
+
+def _add_checkout(env: dict) -> None:
+    """Run from a source checkout (`python -m cnnsetup` in the repository, not installed), the
+    worker is started by path and would not find cnnsetup for the proof tasks: append the
+    checkout to its import path (last, so nothing the user set is shadowed)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file() or not (root / "cnnsetup").is_dir():
+        return  # installed: the interpreter finds it in site-packages
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(root) not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([*paths, str(root)])
 
 
 def _no_window() -> dict:

@@ -12,10 +12,10 @@ import os
 import platform as platform_module
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from cnnsetup.i18n import _
+from cnnsetup.i18n import _, using_language
 from cnnsetup.machine import gpu as gpu_module
 from cnnsetup.machine.facts import Facts, collect, facts_to_json
 from cnnsetup.machine.findings import Finding, evaluate
@@ -40,20 +40,56 @@ class VerifyOptions:
 
 @dataclass
 class VerifyResult:
-    """The facts, every check (machine findings first, then the proof), and the training runs."""
+    """What was found and measured. The checks are worded when asked for (`checks()`), so the
+    same run can be shown in the user's language and reported in English."""
 
     facts: Facts
-    checks: list[Finding]
-    training: list[dict] = field(default_factory=list)
+    devices: list[str]
+    replies: dict[str, dict]
+    explicit: bool  # the devices were asked for by name: one that is missing fails
+    ddp: Any = None  # cnnsetup.machine.ddp.DdpResult, when --ddp ran
+    ddp_requested: Optional[int] = None
     duration_s: float = 0.0
+
+    def checks(self) -> list[Finding]:
+        """Every check, in the current language: the machine findings, then the proof."""
+        findings = evaluate(self.facts)
+        torch_ok = bool(self.facts.torch.importable)
+        checks: list[Finding] = []
+        for device in self.devices:
+            # A reinstall is the fix on a GPU (a CPU-only or mismatched build); without an
+            # NVIDIA card, asking for CUDA was the mistake: verify what there is.
+            fix = _reinstall_fix(findings) if device == "cpu" or self.facts.nvidia.gpus or \
+                device == "mps" else "cnnsetup verify"
+            checks += _conv_checks(device, self.replies[f"conv:{device}"], self.explicit,
+                                   torch_ok, fix)
+            checks += _train_checks(device, self.replies[f"train:{device}"], self.explicit,
+                                    torch_ok, fix, self.facts)[0]
+        if self.ddp_requested:
+            checks.append(_ddp_finding(self.ddp, self.ddp_requested, self.devices))
+        return findings + checks
+
+    @property
+    def training(self) -> list[dict]:
+        """Each training run's figures (the same in every language)."""
+        runs = []
+        for device in self.devices:
+            run = _training_run(device, self.replies[f"train:{device}"], self.facts)
+            if run is not None:
+                runs.append(run)
+        if self.ddp is not None:
+            runs.append(_ddp_run(self.ddp, self.ddp_requested))
+        return runs
 
     @property
     def ok(self) -> bool:
-        return not any(c.status == "fail" for c in self.checks)
+        return not any(c.status == "fail" for c in self.checks())
 
     def to_json(self, mirror: Optional[Mapping[str, Optional[str]]] = None, kind: str = "verify") -> dict:
-        report = facts_to_json(self.facts, self.checks, kind=kind, training=self.training,
-                               mirror=mirror)
+        """The report: always in English, whatever language the run was shown in."""
+        with using_language("en"):
+            checks = self.checks()
+        report = facts_to_json(self.facts, checks, kind=kind, training=self.training, mirror=mirror)
         report["duration_s"] = self.duration_s
         return report
 
@@ -99,33 +135,19 @@ def run_verify(options: VerifyOptions, *, on_event: Optional[Callable[[str], Non
     facts = collect(python=options.python, platform=platform, env=env, nvidia=nvidia,
                     extra_tasks=[t for t, _ in tasks], extra_timeouts=[s for _, s in tasks],
                     on_event=on_event)
-    findings = evaluate(facts)
-    replies = _all_replies(facts.worker, tasks, options, env, on_event)
-    explicit = options.device not in ("auto", "all")
-    fix = _reinstall_fix(findings)
     torch_ok = bool(facts.torch.importable)
-    checks: list[Finding] = []
-    training: list[dict] = []
-    for device in devices:
-        checks += _conv_checks(device, replies[f"conv:{device}"], explicit, torch_ok, fix)
-        train_checks, run = _train_checks(device, replies[f"train:{device}"], explicit, torch_ok,
-                                          fix, facts)
-        checks += train_checks
-        if run is not None:
-            training.append(run)
-    if options.ddp:
-        ddp_check, ddp_run = _ddp_check(options, devices, torch_ok, env)
-        checks.append(ddp_check)
-        if ddp_run is not None:
-            training.append(ddp_run)
-    return VerifyResult(facts, findings + checks, training, round(time.monotonic() - started, 3))
+    replies = _all_replies(facts.worker, tasks, options, env, on_event, retry=torch_ok)
+    ddp = _run_ddp(options, devices, env) if options.ddp and torch_ok else None
+    return VerifyResult(facts, devices, replies, options.device not in ("auto", "all"), ddp,
+                        options.ddp, round(time.monotonic() - started, 3))
 
 
 def _all_replies(first: Optional[WorkerRun], tasks: list[tuple[dict, float]],
                  options: VerifyOptions, env: Optional[Mapping[str, str]],
-                 on_event: Optional[Callable[[str], None]]) -> dict[str, dict]:
+                 on_event: Optional[Callable[[str], None]], retry: bool = True) -> dict[str, dict]:
     """A reply for every proof task. A task that hung or crashed the worker gets a failure
-    reply with the worker's text; the tasks after it run again in a fresh worker."""
+    reply with the worker's text; the tasks after it run again in a fresh worker, unless
+    `retry` is off (torch itself did not import: every retry would wait for nothing)."""
     replies: dict[str, dict] = {}
     pending = list(tasks)
     run = first
@@ -139,13 +161,14 @@ def _all_replies(first: Optional[WorkerRun], tasks: list[tuple[dict, float]],
         if not missing:
             break
         failure = (run.failure_text() if run else None) or "the worker gave no answer"
-        if run is None or run.start_error:
-            for task, _limit in missing:
-                replies[task["id"]] = {"ok": False, "error": failure}
-            break
-        culprit = run.timed_out_task if run.timed_out else missing[0][0]["id"]
-        replies[culprit] = {"ok": False, "error": failure, "timed_out": run.timed_out}
+        timed_out = bool(run and run.timed_out)
+        culprit = run.timed_out_task if timed_out else missing[0][0]["id"]
+        replies[culprit] = {"ok": False, "error": failure, "timed_out": timed_out}
         pending = [(t, s) for t, s in missing if t["id"] != culprit]
+        if run is None or run.start_error or not retry:
+            for task, _limit in pending:
+                replies[task["id"]] = {"ok": False, "error": failure, "timed_out": False}
+            break
         if pending:
             session = WorkerSession([t for t, _ in pending], python=options.python,
                                     timeouts=[s for _, s in pending],
@@ -179,9 +202,24 @@ def _not_run(check_id: str, device: str, reply: dict, explicit: bool, torch_ok: 
     result = reply.get("result") or {}
     if result.get("skipped"):
         status = "fail" if explicit else "skip"
-        return Finding(check_id, status, _("Not run on {device}: {reason}.").format(
-            device=device, reason=result.get("reason")), fix if explicit else None)
+        return Finding(check_id, status, _("Not run on {device}: {reason}").format(
+            device=device, reason=_skip_reason(result)), fix if explicit else None)
     return None
+
+
+def _skip_reason(result: dict) -> str:
+    """Why the worker could not use a device, in the user's language."""
+    code, device, count = result.get("reason_code"), result.get("device"), result.get("count", 0)
+    if code == "no_cuda":
+        return _("torch sees no CUDA device.")
+    if code == "cuda_index":
+        return _("torch sees {count} CUDA device(s), not {device}.").format(count=count,
+                                                                           device=device)
+    if code == "no_mps":
+        return _("MPS is not available.")
+    if code == "unknown_device":
+        return _("unknown device {device}.").format(device=device)
+    return str(result.get("reason") or "")
 
 
 def _conv_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
@@ -209,29 +247,17 @@ def _conv_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
 def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool, fix: Optional[str],
                   facts: Facts) -> tuple[list[Finding], Optional[dict]]:
     check_id = f"verify.train.{device}"
+    run = _training_run(device, reply, facts)
     early = _not_run(check_id, device, reply, explicit, torch_ok, fix)
     if early:
-        run = None
-        if early.status == "fail":
-            run = {"device": device, "device_name": None, "ok": False, "val_accuracy": None,
-                   "epochs": None, "seconds": None, "samples_per_s": None,
-                   "error": early.detail or early.summary}
-        return [early], run
+        return [early], (run if early.status == "fail" else None)
     result = reply["result"]
-    name = facts.system.cpu_model if device == "cpu" and facts.system.cpu_model else result["device_name"]
-    run = {
-        "device": device, "device_name": name, "ok": bool(result["ok"]),
-        "val_accuracy": result["val_accuracy"], "epochs": result["epochs"],
-        "seconds": result["seconds"], "samples_per_s": result["samples_per_s"], "error": None,
-    }
     summary = _("Trained the reference CNN on {device}: {accuracy:.1%} validation accuracy "
                 "(target {target:.0%}) in {seconds:.2f} s, {rate:,.0f} samples/s.").format(
         device=device, accuracy=result["val_accuracy"], target=result["target"],
         seconds=result["seconds"], rate=result["samples_per_s"])
     checks = [Finding(check_id, "pass" if result["ok"] else "fail", summary,
-                      None if result["ok"] else fix)]
-    if not result["ok"]:
-        run["error"] = f"validation accuracy {result['val_accuracy']:.4f} < {result['target']}"
+                      None if result["ok"] else "cnnsetup verify --device " + device)]
     checkpoint = result["checkpoint"]
     checks.append(Finding(
         f"verify.checkpoint.{device}", "pass" if checkpoint["ok"] else "fail",
@@ -251,35 +277,68 @@ def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool, fix:
     return checks, run
 
 
-def _ddp_check(options: VerifyOptions, devices: list[str], torch_ok: bool,
-               env: Optional[Mapping[str, str]]) -> tuple[Finding, Optional[dict]]:
+def _training_run(device: str, reply: dict, facts: Facts) -> Optional[dict]:
+    """The report's `training` entry for one device; None when it did not run (skipped)."""
+    result = reply.get("result") if reply.get("ok") else None
+    if result is None:
+        if not facts.torch.importable:
+            return None
+        return {"device": device, "device_name": None, "ok": False, "val_accuracy": None,
+                "epochs": None, "seconds": None, "samples_per_s": None,
+                "error": _last_lines(reply.get("error")) or "no answer"}
+    if result.get("skipped"):
+        return None
+    name = facts.system.cpu_model if device == "cpu" and facts.system.cpu_model else \
+        result["device_name"]
+    error = None if result["ok"] else \
+        f"validation accuracy {result['val_accuracy']:.4f} < {result['target']}"
+    return {"device": device, "device_name": name, "ok": bool(result["ok"]),
+            "val_accuracy": result["val_accuracy"], "epochs": result["epochs"],
+            "seconds": result["seconds"], "samples_per_s": result["samples_per_s"], "error": error}
+
+
+def _run_ddp(options: VerifyOptions, devices: list[str], env: Optional[Mapping[str, str]]):
     """DistributedDataParallel over `options.ddp` processes: nccl across GPUs, else gloo on CPU."""
-    check_id = "verify.ddp"
-    if not torch_ok:
-        return Finding(check_id, "skip", _("DistributedDataParallel not run: torch cannot be "
-                                           "imported.")), None
     from cnnsetup.machine.ddp import run_ddp
 
     device = "cuda" if any(d.startswith("cuda") for d in devices) and options.device != "cpu" else "cpu"
-    result = run_ddp(options.ddp, device=device, epochs=options.epochs, seed=options.seed,
-                     timeout_s=max(options.timeout, 60.0) * 2,
-                     python=options.python or sys.executable, env=env)
-    label = f"ddp:{result.backend or ('nccl' if device == 'cuda' else 'gloo')}:{options.ddp}"
-    run = {"device": label, "device_name": None, "ok": result.ok,
-           "val_accuracy": result.val_accuracy, "epochs": result.epochs,
-           "seconds": result.seconds, "samples_per_s": result.samples_per_s,
-           "error": result.error}
+    return run_ddp(options.ddp, device=device, epochs=options.epochs, seed=options.seed,
+                   timeout_s=max(options.timeout, 60.0) * 2,
+                   python=options.python or sys.executable, env=env)
+
+
+def _ddp_run(result: Any, processes: Optional[int]) -> dict:
+    label = f"ddp:{result.backend or ('nccl' if result.device == 'cuda' else 'gloo')}:{processes}"
+    return {"device": label, "device_name": None, "ok": result.ok,
+            "val_accuracy": result.val_accuracy, "epochs": result.epochs,
+            "seconds": result.seconds, "samples_per_s": result.samples_per_s,
+            "error": result.error}
+
+
+def _ddp_finding(result: Any, processes: int, devices: list[str]) -> Finding:
+    check_id = "verify.ddp"
+    if result is None:
+        return Finding(check_id, "skip", _("DistributedDataParallel not run: torch cannot be "
+                                           "imported."))
     if result.ok:
         summary = _("DistributedDataParallel over {n} processes ({backend}): every replica ends "
                     "with identical weights; {accuracy:.1%} validation accuracy.").format(
-            n=options.ddp, backend=result.backend, accuracy=result.val_accuracy or 0)
-        return Finding(check_id, "pass", summary), run
+            n=processes, backend=result.backend, accuracy=result.val_accuracy or 0)
+        return Finding(check_id, "pass", summary)
     reason = _ddp_reason(result.error_kind)
     summary = _("DistributedDataParallel over {n} processes failed: {reason}").format(
-        n=options.ddp, reason=reason)
-    fix = {"torch_missing": _reinstall_fix([]), "not_enough_gpus": f"cnnsetup verify --ddp "
+        n=processes, reason=reason)
+    fix = {"torch_missing": "cnnsetup torch-command", "not_enough_gpus": f"cnnsetup verify --ddp "
            f"{max(1, sum(1 for d in devices if d.startswith('cuda')))}"}.get(result.error_kind or "")
-    return Finding(check_id, "fail", summary, fix, _last_lines(result.error)), run
+    return Finding(check_id, "fail", summary, fix, _last_lines(result.error))
+
+
+def _ddp_check(options: VerifyOptions, devices: list[str], torch_ok: bool,
+               env: Optional[Mapping[str, str]]) -> tuple[Finding, Optional[dict]]:
+    """Run the DDP check and word it (the run in the report's `training`, the check)."""
+    result = _run_ddp(options, devices, env) if torch_ok else None
+    finding = _ddp_finding(result, options.ddp or 0, devices)
+    return finding, (_ddp_run(result, options.ddp) if result is not None else None)
 
 
 def _ddp_reason(kind: Optional[str]) -> str:

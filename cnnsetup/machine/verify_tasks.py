@@ -11,6 +11,7 @@ tasks, because the worker must start (and report) even where they are broken.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import time
@@ -20,27 +21,35 @@ PROGRESS_PREFIX = "@cnnsetup-progress"  # must equal torch_probe.EVENT_PREFIX (t
 
 # Tolerances, stated so the report can quote them.
 CONV_TOLERANCE = 1e-5  # definition-based convolution vs conv2d (float64 on CPU/CUDA)
-GPU_CPU_TOLERANCE = 1e-3  # same weights, same input: logits on the GPU vs the CPU (float32;
-# cuDNN may pick other algorithms and TF32 on Ampere and newer: 1e-3 absolute covers both)
+GPU_CPU_TOLERANCE = 1e-3  # same weights, same input: outputs on the GPU vs the CPU (float32,
+# TF32 switched off for the comparison; cuDNN may still pick other algorithms)
 
 
-def _unavailable(torch: Any, device: str) -> str | None:
-    """Why `device` cannot be used, or None when it can."""
+def _unavailable(torch: Any, device: str) -> dict | None:
+    """Why `device` cannot be used, as a skipped result (a code the parent words in the user's
+    language, and English text), or None when it can."""
     kind, _, index = device.partition(":")
     if kind == "cpu":
         return None
     if kind == "cuda":
-        if not torch.cuda.is_available():
-            return "torch sees no CUDA device"
-        if index and int(index) >= torch.cuda.device_count():
-            return f"torch sees {torch.cuda.device_count()} CUDA device(s), not {device}"
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return _skipped(device, "no_cuda", "torch sees no CUDA device", count)
+        if index and int(index) >= count:
+            return _skipped(device, "cuda_index",
+                            f"torch sees {count} CUDA device(s), not {device}", count)
         return None
     if kind == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            return "MPS is not available"
+            return _skipped(device, "no_mps", "MPS is not available", 0)
         return None
-    return f"unknown device {device!r}"
+    return _skipped(device, "unknown_device", f"unknown device {device!r}", 0)
+
+
+def _skipped(device: str, code: str, reason: str, count: int) -> dict:
+    return {"device": device, "skipped": True, "reason_code": code, "reason": reason,
+            "count": count}
 
 
 def _device_name(torch: Any, device: str) -> str:
@@ -57,9 +66,9 @@ def conv_check(device: str = "cpu", cases: int = 20, seed: int = 0) -> dict:
     """Convolution by definition vs `conv2d` on `device`; on a GPU also GPU vs CPU."""
     import torch
 
-    reason = _unavailable(torch, device)
-    if reason:
-        return {"device": device, "skipped": True, "reason": reason}
+    unavailable = _unavailable(torch, device)
+    if unavailable:
+        return unavailable
     from reference_net.conv import check_against_torch
 
     started = time.perf_counter()
@@ -77,7 +86,8 @@ def conv_check(device: str = "cpu", cases: int = 20, seed: int = 0) -> dict:
         x = torch.randn(4, 3, 16, 16, generator=generator)
         w = torch.randn(8, 3, 3, 3, generator=generator)
         on_cpu = torch.nn.functional.conv2d(x, w, padding=1)
-        on_device = torch.nn.functional.conv2d(x.to(device), w.to(device), padding=1).cpu()
+        with full_float32(torch):
+            on_device = torch.nn.functional.conv2d(x.to(device), w.to(device), padding=1).cpu()
         diff = (on_cpu - on_device).abs().max().item()
         result.update(gpu_cpu_max_diff=diff, gpu_cpu_ok=diff <= GPU_CPU_TOLERANCE)
         result["ok"] = result["ok"] and result["gpu_cpu_ok"]
@@ -91,9 +101,9 @@ def train(device: str = "cpu", epochs: int | None = None, seed: int = 0,
     GPU, the agreement of its outputs with the CPU's for the same seed and initial weights."""
     import torch
 
-    reason = _unavailable(torch, device)
-    if reason:
-        return {"device": device, "skipped": True, "reason": reason}
+    unavailable = _unavailable(torch, device)
+    if unavailable:
+        return unavailable
     from reference_net.model import build_model
     from reference_net.smoke import SMOKE, run_smoke
 
@@ -172,10 +182,23 @@ def _agrees_with_cpu(torch: Any, build_model: Any, net: Any, device: str, seed: 
                                                   dev_model.state_dict().values())
     )
     batch = _fixed_batch(torch, seed)
-    with torch.no_grad():
+    with torch.no_grad(), full_float32(torch):
         diff = (cpu_model(batch) - dev_model(batch.to(device)).cpu()).abs().max().item()
     return {"ok": same_init and diff <= GPU_CPU_TOLERANCE, "same_initial_weights": same_init,
             "max_abs_diff": diff, "tolerance": GPU_CPU_TOLERANCE}
+
+
+@contextlib.contextmanager
+def full_float32(torch: Any):
+    """No TF32 inside the block: Ampere and newer GPUs otherwise round convolution and matmul
+    inputs to 10 bits, about 1e-2 off the CPU's float32, which is speed, not a fault."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.allow_tf32, matmul.allow_tf32)
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 TASKS = {
