@@ -41,7 +41,10 @@ def _mirror_words(name: str | None) -> str:
 def _render_status(status) -> None:
     from cnnsetup.mirror.search_path import origin_label
 
-    if status.effective_channels:
+    if status.config_error:  # the headline (on stderr: the command fails with it)
+        echo(style(_("conda would refuse to start: {problem}").format(
+            problem=status.config_error.describe()), fg="red", err=True), err=True)
+    elif status.effective_channels:
         echo(_("conda uses: {mirror}").format(mirror=style(_mirror_words(status.mirror), bold=True)))
     else:
         echo(style(_("conda searches no channels: no file it reads sets {key} (since conda 25.9 "
@@ -56,9 +59,6 @@ def _render_status(status) -> None:
         elif status.conda is None:
             echo(_("conda was not found; this is cnnsetup's reading of the files."))
         echo(_("Computed from the configuration files, not checked with conda."))
-    if status.config_error:
-        echo(style(_("conda would refuse to start: {problem}").format(
-            problem=status.config_error.describe()), fg="red"), err=True)
 
     if status.reasons:
         echo()
