@@ -17,9 +17,11 @@ order and quoting the user wrote stays. Only the channel keys are touched:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
 
 from cnnsetup.errors import ConfigError
 from cnnsetup.i18n import _
@@ -100,10 +102,7 @@ def replacement_for(entry: str) -> Optional[str]:
 def _set_channels(document: CommentedMap) -> None:
     channels = document.get("channels")
     if channels is None:
-        if "channels" in document:
-            document["channels"] = new_seq(["defaults"])
-        else:
-            document.insert(0, "channels", new_seq(["defaults"]))
+        _put_value(document, "channels", new_seq(["defaults"]), order=("channels",), first=True)
         return
     for index in range(len(channels)):
         entry = str(channels[index])
@@ -112,40 +111,30 @@ def _set_channels(document: CommentedMap) -> None:
             channels[index] = new
     for index in reversed(range(len(channels))):  # keep the first of each duplicate
         if str(channels[index]) in {str(c) for c in channels[:index]}:
-            _delete_item(channels, index)
+            _remove(channels, index, document, "channels")
     if "defaults" not in {str(c) for c in channels}:
         channels.append("defaults")
 
 
-def _delete_item(seq: CommentedSeq, index: int) -> None:
-    """Delete a list item and keep the comments of the items after it attached to them."""
-    comments = getattr(seq, "ca", None)
-    items = dict(comments.items) if comments is not None else {}
-    del seq[index]
-    if comments is not None:
-        comments.items.clear()
-        for position, comment in items.items():
-            if position < index:
-                comments.items[position] = comment
-            elif position > index:
-                comments.items[position - 1] = comment
-
-
 def _set_scalar(document: CommentedMap, key: str, value: Any) -> None:
     if document.get(key) != value or key not in document:
-        document[key] = value
+        _put_value(document, key, value)
 
 
 def _set_default_channels(document: CommentedMap, wanted: list[str], notes: EditNotes) -> None:
     current = document.get("default_channels")
     if wanted:
-        if plain(current) != wanted:
-            document["default_channels"] = new_seq(wanted)
+        if plain(current) == wanted:
+            return
+        if isinstance(current, CommentedSeq) and len(current):
+            _fill_seq(current, wanted, document, "default_channels")
+        else:
+            _put_value(document, "default_channels", new_seq(wanted))
         return
     if "default_channels" not in document:
         return
     if current is None or all(registry.mirror_of_url(str(u)) for u in current):
-        del document["default_channels"]
+        _remove(document, "default_channels")
     else:
         notes.warnings.append(
             _(
@@ -160,17 +149,21 @@ def _set_custom_channels(document: CommentedMap, wanted: dict[str, str]) -> None
     if current is None:
         if not wanted:
             if "custom_channels" in document:
-                del document["custom_channels"]
+                _remove(document, "custom_channels")
             return
-        document["custom_channels"] = current = CommentedMap()
+        _put_value(document, "custom_channels", CommentedMap(wanted))
+        return
     for name in list(current):
         if name not in wanted and registry.mirror_of_url(str(current[name])):
-            del current[name]
+            _remove(current, name, document, "custom_channels")
+    order = list(wanted)
     for name, base in wanted.items():
-        if current.get(name) != base:
+        if name not in current:
+            _put_value(current, name, base, order=order, parent=document, parent_key="custom_channels")
+        elif current.get(name) != base:
             current[name] = base
     if not current:
-        del document["custom_channels"]
+        _remove(document, "custom_channels")
 
 
 def _drop_mirror_alias(document: CommentedMap, notes: EditNotes) -> None:
@@ -178,7 +171,7 @@ def _drop_mirror_alias(document: CommentedMap, notes: EditNotes) -> None:
     if alias is None or str(alias).rstrip("/") == registry.UPSTREAM_ALIAS:
         return
     if registry.mirror_of_url(str(alias)):
-        del document["channel_alias"]
+        _remove(document, "channel_alias")
         notes.warnings.append(
             _(
                 "Removed channel_alias {url}: it sends every channel to the mirror, even those "
@@ -193,6 +186,205 @@ def _drop_mirror_multichannel(document: CommentedMap) -> None:
         return
     urls = multi["defaults"] or []
     if all(registry.mirror_of_url(str(u)) for u in urls):
-        del multi["defaults"]
+        _remove(multi, "defaults", document, "custom_multichannels")
         if not multi:
-            del document["custom_multichannels"]
+            _remove(document, "custom_multichannels")
+
+
+# Comments. ruamel.yaml keeps a comment with the node above it: an end-of-line comment and every
+# full-line comment below it, up to the next key or item, form one token on the last scalar above
+# (`mapping.ca.items[key][2]`, `sequence.ca.items[index][0]`). Comments before the first entry of a
+# nested block sit in the parent's `ca.items[key][3]` (and the block's `ca.comment[1]`), those
+# before the first key of the file in `document.ca.comment[1]`. So deleting or replacing a node
+# would silently drop the comments that describe what follows it: the helpers below move them to
+# the neighbour that stays, and insert new keys where the template puts them, so that switching
+# A -> B -> A gives back A's bytes.
+
+# The keys a mirror's template sets, kept together in this order: a re-added one goes back next to
+# the others (a file with none of them gets them at the end, after the user's own keys).
+# `channels`, when missing, goes first, where the template has it.
+MIRROR_KEYS = ("show_channel_urls", "default_channels", "custom_channels")
+
+Container = Union[CommentedMap, CommentedSeq]
+
+
+def _keys(container: Container) -> list[Any]:
+    return list(container) if isinstance(container, dict) else list(range(len(container)))
+
+
+def _is_block(value: Any) -> bool:
+    return (isinstance(value, (CommentedMap, CommentedSeq)) and len(value) > 0
+            and not value.fa.flow_style())
+
+
+def _slot(container: Container, key: Any) -> tuple[dict, Any, int]:
+    """Where the comment below the entry `container[key]` lives: (comment items, key, index)."""
+    value = container[key]
+    if _is_block(value):
+        return _slot(value, _keys(value)[-1])
+    return container.ca.items, key, 2 if isinstance(container, dict) else 0
+
+
+def _token(container: Container, key: Any) -> Optional[CommentToken]:
+    items, slot_key, index = _slot(container, key)
+    entry = items.get(slot_key)
+    token = entry[index] if entry and len(entry) > index else None
+    return token if isinstance(token, CommentToken) else None
+
+
+def _set_token(container: Container, key: Any, token: Optional[CommentToken]) -> None:
+    items, slot_key, index = _slot(container, key)
+    entry = items.setdefault(slot_key, [None, None, None, None])
+    while len(entry) <= index:
+        entry.append(None)
+    entry[index] = token
+
+
+def _split(token: CommentToken) -> tuple[str, str]:
+    """A token's end-of-line comment ("" when none) and the full lines below it."""
+    end_of_line, _, lines = str(token.value).partition("\n")
+    return end_of_line, lines
+
+
+def _take_lines(container: Container, key: Any) -> str:
+    """Detach the full comment lines below an entry, leaving its end-of-line comment."""
+    token = _token(container, key)
+    if token is None:
+        return ""
+    end_of_line, lines = _split(token)
+    if lines:
+        if end_of_line.strip():
+            token.value = end_of_line + "\n"
+        else:
+            _set_token(container, key, None)
+    return lines
+
+
+def _add_lines(container: Container, key: Any, lines: str) -> None:
+    """Put full comment lines below an entry (after those already there)."""
+    if not lines:
+        return
+    token = _token(container, key)
+    if token is None:
+        _set_token(container, key, CommentToken("\n" + lines, CommentMark(0), None))
+    else:
+        value = str(token.value)
+        token.value = (value if value.endswith("\n") else value + "\n") + lines
+
+
+def _start_tokens(container: Container, key: Any) -> list:
+    """The comment tokens before the first entry of the block `container[key]`."""
+    entry = container.ca.items.get(key)
+    if entry and len(entry) > 3 and entry[3]:
+        return list(entry[3])
+    comment = getattr(container[key], "ca", None) and container[key].ca.comment
+    return list(comment[1]) if comment and len(comment) > 1 and comment[1] else []
+
+
+def _lines_within(container: Container, key: Any) -> str:
+    """Every full-line comment inside the entry `container[key]`, in file order."""
+    value = container[key]
+    parts = []
+    if isinstance(value, (CommentedMap, CommentedSeq)):
+        parts += [" " * getattr(t, "column", 0) + str(t.value) for t in _start_tokens(container, key)]
+    if _is_block(value):
+        parts += [_lines_within(value, child) for child in _keys(value)]
+    else:
+        token = _token(container, key)
+        parts.append(_split(token)[1] if token is not None else "")
+    return "".join(parts)
+
+
+def _add_start_lines(container: Container, lines: str, parent: Optional[CommentedMap],
+                     parent_key: Optional[str]) -> None:
+    """Put full comment lines before the first entry of `container` (the document when no parent)."""
+    token = CommentToken(lines, CommentMark(0), None)
+    if parent is None:
+        comment = container.ca.comment
+        if comment is None:
+            container.ca.comment = comment = [None, None]
+        comment[1] = list(comment[1] or []) + [token]
+        return
+    tokens = _start_tokens(parent, parent_key) + [token]
+    entry = parent.ca.items.setdefault(parent_key, [None, None, None, None])
+    while len(entry) < 4:
+        entry.append(None)
+    entry[3] = tokens
+    if container.ca.comment is None:
+        container.ca.comment = [None, tokens]
+    else:
+        container.ca.comment[1] = tokens
+
+
+def _remove(container: Container, key: Any, parent: Optional[CommentedMap] = None,
+            parent_key: Optional[str] = None) -> None:
+    """Delete an entry; its end-of-line comments go with it, its full-line comments stay put."""
+    keys = _keys(container)
+    position = keys.index(key)
+    lines = _lines_within(container, key)
+    if isinstance(container, dict):
+        del container[key]
+    else:
+        _delete_item(container, key)
+    if not lines:
+        return
+    if position > 0:
+        _add_lines(container, keys[position - 1], lines)
+    else:
+        _add_start_lines(container, lines, parent, parent_key)
+
+
+def _delete_item(seq: CommentedSeq, index: int) -> None:
+    """Delete a list item and keep the comments of the items after it attached to them."""
+    items = dict(seq.ca.items)
+    del seq[index]
+    seq.ca.items.clear()
+    for position, comment in items.items():
+        if position < index:
+            seq.ca.items[position] = comment
+        elif position > index:
+            seq.ca.items[position - 1] = comment
+
+
+def _put_value(container: CommentedMap, key: str, value: Any, *, first: bool = False,
+               order: Sequence[str] = MIRROR_KEYS, parent: Optional[CommentedMap] = None,
+               parent_key: Optional[str] = None) -> None:
+    """Set `container[key]`; a new key goes where `order` puts it among the keys present.
+
+    Comment lines below the entry before it describe what follows, so they move below the new
+    entry; a replaced value's comment lines move below the new value."""
+    if key in container:
+        lines = _take_lines(container, key)
+        container[key] = value
+        _add_lines(container, key, lines)
+        return
+    keys = _keys(container)
+    index = _insert_index(keys, key, order, first)
+    lines = _take_lines(container, keys[index - 1]) if index > 0 else ""
+    container.insert(index, key, value)
+    _add_lines(container, key, lines)
+
+
+def _insert_index(keys: list[Any], key: str, order: Sequence[str], first: bool) -> int:
+    """Right after the nearest key before `key` in `order`, else right before the nearest after."""
+    at = order.index(key)
+    for before in reversed(order[:at]):
+        if before in keys:
+            return keys.index(before) + 1
+    for after in order[at + 1:]:
+        if after in keys:
+            return keys.index(after)
+    return 0 if first else len(keys)
+
+
+def _fill_seq(seq: CommentedSeq, wanted: list[str], parent: CommentedMap, parent_key: str) -> None:
+    """Make a list hold `wanted`, in place: comments stay, those below the last item stay last."""
+    while len(seq) > len(wanted):
+        _remove(seq, len(seq) - 1, parent, parent_key)
+    if len(seq) < len(wanted):
+        lines = _take_lines(seq, len(seq) - 1)
+        seq.extend(wanted[len(seq):])
+        _add_lines(seq, len(seq) - 1, lines)
+    for index, url in enumerate(wanted):
+        if str(seq[index]) != url:
+            seq[index] = url
