@@ -87,11 +87,23 @@ CHINESE_COMMANDS = [
     ["mirror", "official", "--no-clean"],
     ["mirror", "restore"],
     ["mirror", "restore"],
+    ["mirror", "status"],
+    ["mirror", "test", "--timeout", "0.5"],
+    ["info"],
+    ["torch-command"],
+    ["torch-command", "--cuda", "12.8", "--mirror", "aliyun"],
+    ["explain"],
+    ["explain", "--input", "5x5x3", "--kernel", "3", "--stride", "2", "--pad", "1", "--filters", "2"],
+    ["explain", "--input", "10x10x1", "--kernel", "3", "--stride", "2"],
+    ["explain", "--input", "4x4x1", "--pool", "max", "--kernel", "2"],
+    ["verify", "--device", "cpu", "--report", "{tmp}/me.json"],
+    ["report", "{tmp}"],
+    ["onboard", "--mirror", "tsinghua", "--report", "{tmp}/onboard.json"],
 ]
 
 
 @pytest.mark.parametrize("how", ["LANG", "--lang"])
-def test_chinese_output_holds_no_untranslated_message(how):
+def test_chinese_output_holds_no_untranslated_message(how, tmp_path):
     env = {"CNNSETUP_I18N_CHECK": "1"}
     prefix: list[str] = []
     if how == "LANG":
@@ -99,6 +111,7 @@ def test_chinese_output_holds_no_untranslated_message(how):
     else:
         prefix = ["--lang", "zh"]
     for args in CHINESE_COMMANDS:
+        args = [a.replace("{tmp}", str(tmp_path)) for a in args]
         done = run_cnnsetup(*prefix, *args, env=env)
         output = done.stdout + done.stderr
         assert UNTRANSLATED_MARK not in output, (args, output)
@@ -114,3 +127,15 @@ def test_output_never_crashes_on_a_narrow_console(encoding):
         assert done.returncode in (0, 2), (args, done.stderr)
         assert "Traceback" not in done.stderr, done.stderr
         assert "UnicodeEncodeError" not in done.stderr
+
+
+def test_the_check_mode_marks_a_message_the_catalog_lacks(monkeypatch):
+    from cnnsetup.i18n import _, set_language
+
+    monkeypatch.setenv("CNNSETUP_I18N_CHECK", "1")
+    set_language("zh")
+    try:
+        assert _("A message nobody translated").startswith(UNTRANSLATED_MARK)
+        assert not _("Usage:").startswith(UNTRANSLATED_MARK)
+    finally:
+        set_language("en")
