@@ -239,3 +239,13 @@ def test_a_missing_device_is_worded_in_the_users_language():
     with using_language("zh"):
         (check,) = verify_module._conv_checks("cuda:0", reply, True, True, "cnnsetup verify")
     assert "CUDA" in check.summary and "torch sees" not in check.summary
+
+
+@pytest.mark.parametrize("choice, planned, seen, expected", [
+    ("auto", ["cpu"], [{"index": 0}], ["cuda:0"]),  # ROCm, or no nvidia-smi in a container
+    ("auto", ["cpu", "cuda:0"], [{"index": 0}], []),
+    ("all", ["cpu", "cuda:0"], [{"index": 0}, {"index": 1}], ["cuda:1"]),
+    ("cpu", ["cpu"], [{"index": 0}], []),
+])
+def test_gpus_torch_sees_beyond_nvidia_smi_are_proven_too(choice, planned, seen, expected):
+    assert verify_module.missed_gpus(choice, planned, seen) == expected

@@ -137,20 +137,41 @@ def run_verify(options: VerifyOptions, *, on_event: Optional[Callable[[str], Non
                     on_event=on_event)
     torch_ok = bool(facts.torch.importable)
     replies = _all_replies(facts.worker, tasks, options, env, on_event, retry=torch_ok)
+    unplanned = missed_gpus(options.device, devices, facts.torch.devices)
+    if unplanned and torch_ok:
+        # GPUs torch sees but nvidia-smi did not list (ROCm, a container without nvidia-smi):
+        # prove them too, in a second worker.
+        more = proof_tasks(unplanned, options, progress=on_event is not None)
+        replies.update(_all_replies(None, more, options, env, on_event, first_pending=True))
+        devices = devices + unplanned
     ddp = _run_ddp(options, devices, env) if options.ddp and torch_ok else None
     return VerifyResult(facts, devices, replies, options.device not in ("auto", "all"), ddp,
                         options.ddp, round(time.monotonic() - started, 3))
 
 
+def missed_gpus(choice: str, planned: list[str], torch_devices: list[dict]) -> list[str]:
+    """CUDA devices torch reports that the plan (made from nvidia-smi) left out."""
+    if choice not in ("auto", "all", "cuda"):
+        return []
+    seen = [f"cuda:{d.get('index')}" for d in torch_devices if d.get("index") is not None]
+    return [d for d in seen if d not in planned]
+
+
 def _all_replies(first: Optional[WorkerRun], tasks: list[tuple[dict, float]],
                  options: VerifyOptions, env: Optional[Mapping[str, str]],
-                 on_event: Optional[Callable[[str], None]], retry: bool = True) -> dict[str, dict]:
+                 on_event: Optional[Callable[[str], None]], retry: bool = True,
+                 first_pending: bool = False) -> dict[str, dict]:
     """A reply for every proof task. A task that hung or crashed the worker gets a failure
     reply with the worker's text; the tasks after it run again in a fresh worker, unless
-    `retry` is off (torch itself did not import: every retry would wait for nothing)."""
+    `retry` is off (torch itself did not import: every retry would wait for nothing).
+    `first_pending`: no worker has run these tasks yet; start one."""
     replies: dict[str, dict] = {}
     pending = list(tasks)
     run = first
+    if first_pending:
+        run = WorkerSession([t for t, _ in pending], python=options.python,
+                            timeouts=[s for _, s in pending],
+                            env=dict(os.environ if env is None else env), on_event=on_event).wait()
     while pending:
         if run is not None:
             for task, _limit in pending:
