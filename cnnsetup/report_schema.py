@@ -39,6 +39,9 @@ paths never are translated.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 SCHEMA_PREFIX = "cnnsetup-report/"
 SCHEMA_VERSION = SCHEMA_PREFIX + "1"
 READABLE_VERSIONS = (SCHEMA_VERSION,)
@@ -49,3 +52,12 @@ TOP_LEVEL_KEYS = (
 )
 
 STATUSES = ("pass", "warn", "fail", "skip")
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write a report atomically (UTF-8, ASCII-escaped so any tool can read it)."""
+    from cnnsetup.mirror.condarc_file import write_atomic
+
+    path = path.absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(report, indent=2, ensure_ascii=True) + "\n").encode("utf-8"))

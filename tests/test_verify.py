@@ -129,8 +129,9 @@ GPU_TRAIN = {
 
 
 def test_a_gpu_run_gives_training_checkpoint_and_cpu_agreement_checks():
-    checks, run = verify_module._train_checks("cuda:0", {"ok": True, "result": GPU_TRAIN}, False,
-                                              True, "fix", make_facts())
+    reply = {"ok": True, "result": GPU_TRAIN}
+    checks = verify_module._train_checks("cuda:0", reply, False, True, "fix")
+    run = verify_module._training_run("cuda:0", reply, make_facts())
     assert [(c.id, c.status) for c in checks] == [
         ("verify.train.cuda:0", "pass"), ("verify.checkpoint.cuda:0", "pass"),
         ("verify.gpu_cpu.cuda:0", "pass")]
@@ -140,8 +141,8 @@ def test_a_gpu_run_gives_training_checkpoint_and_cpu_agreement_checks():
 def test_a_gpu_that_disagrees_with_the_cpu_fails_with_the_fix():
     result = dict(GPU_TRAIN, cpu_agreement={"ok": False, "same_initial_weights": True,
                                              "max_abs_diff": 0.5, "tolerance": 1e-3})
-    checks, _ = verify_module._train_checks("cuda:0", {"ok": True, "result": result}, False, True,
-                                            "python -m pip install torch", make_facts())
+    checks = verify_module._train_checks("cuda:0", {"ok": True, "result": result}, False, True,
+                                         "python -m pip install torch")
     agreement = checks[-1]
     assert agreement.status == "fail" and agreement.fix == "python -m pip install torch"
 
@@ -149,7 +150,8 @@ def test_a_gpu_that_disagrees_with_the_cpu_fails_with_the_fix():
 def test_a_cuda_error_on_the_gpu_is_a_failure_with_its_text():
     reply = {"ok": False, "error": "RuntimeError: CUDA error: no kernel image is available for "
                                    "execution on the device"}
-    checks, run = verify_module._train_checks("cuda:0", reply, False, True, "fix", make_facts())
+    checks = verify_module._train_checks("cuda:0", reply, False, True, "fix")
+    run = verify_module._training_run("cuda:0", reply, make_facts())
     assert checks[0].status == "fail" and "no kernel image" in checks[0].detail
     assert run["ok"] is False and "no kernel image" in run["error"]
 
@@ -198,7 +200,9 @@ def test_a_ddp_failure_says_why_and_keeps_the_launchers_text(monkeypatch):
                              error_kind=ddp.DIVERGED)
 
     monkeypatch.setattr(ddp, "run_ddp", diverged)
-    check, run = verify_module._ddp_check(VerifyOptions(ddp=2), ["cpu"], True, None)
+    result = verify_module._run_ddp(VerifyOptions(ddp=2), ["cpu"], None)
+    check = verify_module._ddp_finding(result, 2, ["cpu"])
+    run = verify_module._ddp_run(result, 2)
     assert check.status == "fail" and "different weights" in check.summary
     assert "replica 1 differs" in check.detail
     assert run["ok"] is False and run["device"] == "ddp:gloo:2"

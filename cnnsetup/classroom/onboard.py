@@ -16,10 +16,11 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from cnnsetup.errors import CnnsetupError
 from cnnsetup.i18n import _
+from cnnsetup.report_schema import write_report
 from cnnsetup.mirror import condarc_file, registry
 
 # Failing findings that a (re)install of torch fixes.
@@ -89,8 +90,10 @@ def save_state(path: Path, state: dict) -> None:
 
 def run_onboard(options: OnboardOptions, *, say: Callable[[str], None],
                 confirm: Callable[[str], bool],
+                show_verify: Callable[[Any], None],
                 on_event: Optional[Callable[[str], None]] = None) -> OnboardResult:
-    """Mirror, torch, verify, report, each shown through `say` as it happens."""
+    """Mirror, torch, verify, report, each shown through `say` as it happens (the verify
+    result through `show_verify`, the command's own table)."""
     result = OnboardResult()
     state_file = state_path()
     state = load_state(state_file)
@@ -107,9 +110,7 @@ def run_onboard(options: OnboardOptions, *, say: Callable[[str], None],
     from cnnsetup.machine.verify import VerifyOptions, current_mirrors, run_verify
 
     verified = run_verify(VerifyOptions(), on_event=on_event)
-    from cnnsetup.commands.verify import render_verify
-
-    say(render_verify(verified))
+    show_verify(verified)
     result.steps.append(Step("verify", "done" if verified.ok else "failed",
                              _("all checks passed") if verified.ok else _("some checks failed")))
     state["verify"] = {"ok": verified.ok, "when": datetime.now().isoformat(timespec="seconds")}
@@ -120,8 +121,6 @@ def run_onboard(options: OnboardOptions, *, say: Callable[[str], None],
     path = (options.report or Path.cwd() / default_report_name(report)).absolute()
     result.steps.append(Step("report", "done", str(path)))
     report["onboard"] = {"steps": [s.to_json() for s in result.steps]}
-    from cnnsetup.commands.verify import write_report
-
     write_report(report, path)
     result.report, result.report_path = report, path
     state["report"] = str(path)
@@ -203,11 +202,10 @@ def _pip_index() -> Optional[str]:
 def _choose_mirror(wanted: str, timeout: float, say) -> Optional[registry.Mirror]:
     if wanted != "auto":
         return registry.get(wanted)
-    from cnnsetup.commands.mirror import AUTO_EXCLUDED
     from cnnsetup.mirror import speedtest
 
     say("  " + _("Probing the mirrors (at most {seconds} s)...").format(seconds=timeout))
-    best = speedtest.fastest(speedtest.probe_all(timeout=timeout), exclude=AUTO_EXCLUDED)
+    best = speedtest.fastest(speedtest.probe_all(timeout=timeout), exclude=speedtest.AUTO_EXCLUDED)
     if best is None:
         say("  " + _("No mirror answered; conda and pip keep their current settings."))
         return None
@@ -221,12 +219,10 @@ def _switch_pip(mirror: registry.Mirror, condarc: Path, say) -> tuple[str, bool]
     from cnnsetup.mirror import pip
 
     try:
-        change = (pip.unset_index_url() if mirror.is_official else pip.set_index_url(mirror.pypi))
+        change = pip.point_at(mirror, condarc)
     except CnnsetupError as error:
         say("  " + _("pip was not changed: {error}").format(error=error.message))
         return _("pip unchanged"), False
-    if change.changed:
-        condarc_file.save_pip_record(condarc, change.previous)
     return _("pip uses {url}").format(url=change.current or "https://pypi.org/simple"), True
 
 

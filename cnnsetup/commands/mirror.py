@@ -180,7 +180,7 @@ def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clea
     from cnnsetup.mirror import speedtest
 
     results = speedtest.probe_all(timeout=timeout)
-    best = speedtest.fastest(results, exclude=AUTO_EXCLUDED)
+    best = speedtest.fastest(results, exclude=speedtest.AUTO_EXCLUDED)
     if best is None:
         raise CnnsetupError(
             _("No mirror answered within {seconds} s.").format(seconds=timeout),
@@ -197,10 +197,6 @@ def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clea
                               probes=[r.to_dict() for r in results])
 
 
-# `auto` picks among full mirrors: USTC has no `defaults` copy, and upstream is not a mirror.
-AUTO_EXCLUDED = ("ustc", "official")
-
-
 def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, dry_run: bool,
                        no_clean: bool, with_pip: bool, conda_path: Optional[str], as_json: bool,
                        probes: Optional[list] = None) -> int:
@@ -210,7 +206,9 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
     pip_change, pip_error = None, None
     if with_pip and not dry_run:
         try:
-            pip_change = _switch_pip(mirror_obj, target)
+            from cnnsetup.mirror import pip
+
+            pip_change = pip.point_at(mirror_obj, target)
         except CnnsetupError as error:  # the .condarc change stands and is reported below
             pip_error = error.message
     report = None
@@ -241,19 +239,6 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
             error=pip_error)), err=True)
         return 1
     return 0
-
-
-def _switch_pip(mirror_obj: registry.Mirror, condarc: Path):
-    """Point pip's user config at the mirror's index, keeping the first previous value."""
-    from cnnsetup.mirror import pip
-
-    if mirror_obj.is_official:
-        change = pip.unset_index_url()
-    else:
-        change = pip.set_index_url(mirror_obj.pypi)
-    if change.changed:
-        condarc_file.save_pip_record(condarc, change.previous)
-    return change
 
 
 def _pip_json(change, url: Optional[str]) -> Optional[dict]:

@@ -39,7 +39,10 @@ def onboard(mirror_name: str, install_torch: bool, yes: bool,
     options = OnboardOptions(mirror=mirror_name, install_torch=install_torch, yes=yes,
                              report=report_path)
     progress = ProgressLine() if _is_terminal(sys.stderr) else None
+    from cnnsetup.commands.verify import render_verify
+
     result = run_onboard(options, say=echo, confirm=_confirm,
+                         show_verify=lambda verified: echo(render_verify(verified)),
                          on_event=progress.event if progress else None)
     if progress:
         progress.close()

@@ -3,7 +3,6 @@ every device, after the machine checks of `cnnsetup info`."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -48,6 +47,8 @@ def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int], ti
         progress.close()
     report = result.to_json(mirror=current_mirrors())
     if report_path is not None:
+        from cnnsetup.report_schema import write_report
+
         write_report(report, report_path)
     if as_json:
         print_json(report)
@@ -56,15 +57,6 @@ def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int], ti
         if report_path is not None:
             echo(_("Report written to {path}.").format(path=report_path))
     return 0 if result.ok else 1
-
-
-def write_report(report: dict, path: Path) -> None:
-    """Write the JSON report atomically (UTF-8, ASCII-escaped so any tool can read it)."""
-    from cnnsetup.mirror.condarc_file import write_atomic
-
-    path = path.absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, (json.dumps(report, indent=2, ensure_ascii=True) + "\n").encode("utf-8"))
 
 
 def render_verify(result) -> str:

@@ -64,7 +64,7 @@ class VerifyResult:
             checks += _conv_checks(device, self.replies[f"conv:{device}"], self.explicit,
                                    torch_ok, fix)
             checks += _train_checks(device, self.replies[f"train:{device}"], self.explicit,
-                                    torch_ok, fix, self.facts)[0]
+                                    torch_ok, fix)
         if self.ddp_requested:
             checks.append(_ddp_finding(self.ddp, self.ddp_requested, self.devices))
         return findings + checks
@@ -142,7 +142,7 @@ def run_verify(options: VerifyOptions, *, on_event: Optional[Callable[[str], Non
         # GPUs torch sees but nvidia-smi did not list (ROCm, a container without nvidia-smi):
         # prove them too, in a second worker.
         more = proof_tasks(unplanned, options, progress=on_event is not None)
-        replies.update(_all_replies(None, more, options, env, on_event, first_pending=True))
+        replies.update(_all_replies(None, more, options, env, on_event))
         devices = devices + unplanned
     ddp = _run_ddp(options, devices, env) if options.ddp and torch_ok else None
     return VerifyResult(facts, devices, replies, options.device not in ("auto", "all"), ddp,
@@ -159,43 +159,39 @@ def missed_gpus(choice: str, planned: list[str], torch_devices: list[dict]) -> l
 
 def _all_replies(first: Optional[WorkerRun], tasks: list[tuple[dict, float]],
                  options: VerifyOptions, env: Optional[Mapping[str, str]],
-                 on_event: Optional[Callable[[str], None]], retry: bool = True,
-                 first_pending: bool = False) -> dict[str, dict]:
-    """A reply for every proof task. A task that hung or crashed the worker gets a failure
+                 on_event: Optional[Callable[[str], None]], retry: bool = True) -> dict[str, dict]:
+    """A reply for every proof task, from `first` (the worker that already ran them) or, when
+    None, from a worker started here. A task that hung or crashed the worker gets a failure
     reply with the worker's text; the tasks after it run again in a fresh worker, unless
-    `retry` is off (torch itself did not import: every retry would wait for nothing).
-    `first_pending`: no worker has run these tasks yet; start one."""
+    `retry` is off (torch itself did not import: every retry would wait for nothing)."""
+
+    def start(pending: list[tuple[dict, float]]) -> WorkerRun:
+        return WorkerSession([t for t, _ in pending], python=options.python,
+                             timeouts=[s for _, s in pending],
+                             env=dict(os.environ if env is None else env),
+                             on_event=on_event).wait()
+
     replies: dict[str, dict] = {}
     pending = list(tasks)
-    run = first
-    if first_pending:
-        run = WorkerSession([t for t, _ in pending], python=options.python,
-                            timeouts=[s for _, s in pending],
-                            env=dict(os.environ if env is None else env), on_event=on_event).wait()
+    run = first if first is not None else start(pending)
     while pending:
-        if run is not None:
-            for task, _limit in pending:
-                reply = run.reply(task["id"])
-                if reply is not None:
-                    replies[task["id"]] = reply
+        for task, _limit in pending:
+            reply = run.reply(task["id"])
+            if reply is not None:
+                replies[task["id"]] = reply
         missing = [(t, s) for t, s in pending if t["id"] not in replies]
         if not missing:
             break
-        failure = (run.failure_text() if run else None) or "the worker gave no answer"
-        timed_out = bool(run and run.timed_out)
-        culprit = run.timed_out_task if timed_out else missing[0][0]["id"]
-        replies[culprit] = {"ok": False, "error": failure, "timed_out": timed_out}
+        failure = run.failure_text() or "the worker gave no answer"
+        culprit = run.timed_out_task if run.timed_out else missing[0][0]["id"]
+        replies[culprit] = {"ok": False, "error": failure, "timed_out": run.timed_out}
         pending = [(t, s) for t, s in missing if t["id"] != culprit]
-        if run is None or run.start_error or not retry:
+        if run.start_error or not retry:
             for task, _limit in pending:
                 replies[task["id"]] = {"ok": False, "error": failure, "timed_out": False}
             break
         if pending:
-            session = WorkerSession([t for t, _ in pending], python=options.python,
-                                    timeouts=[s for _, s in pending],
-                                    env=dict(os.environ if env is None else env),
-                                    on_event=on_event)
-            run = session.wait()
+            run = start(pending)
     return replies
 
 
@@ -265,13 +261,12 @@ def _conv_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
     return checks
 
 
-def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool, fix: Optional[str],
-                  facts: Facts) -> tuple[list[Finding], Optional[dict]]:
+def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
+                  fix: Optional[str]) -> list[Finding]:
     check_id = f"verify.train.{device}"
-    run = _training_run(device, reply, facts)
     early = _not_run(check_id, device, reply, explicit, torch_ok, fix)
     if early:
-        return [early], (run if early.status == "fail" else None)
+        return [early]
     result = reply["result"]
     summary = _("Trained the reference CNN on {device}: {accuracy:.1%} validation accuracy "
                 "(target {target:.0%}) in {seconds:.2f} s, {rate:,.0f} samples/s.").format(
@@ -295,7 +290,7 @@ def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool, fix:
               "difference {diff:.1e}, allowed {tolerance:.0e}).").format(
                 device=device, diff=agreement["max_abs_diff"], tolerance=agreement["tolerance"]),
             None if agreement["ok"] else fix))
-    return checks, run
+    return checks
 
 
 def _training_run(device: str, reply: dict, facts: Facts) -> Optional[dict]:
@@ -352,14 +347,6 @@ def _ddp_finding(result: Any, processes: int, devices: list[str]) -> Finding:
     fix = {"torch_missing": "cnnsetup torch-command", "not_enough_gpus": f"cnnsetup verify --ddp "
            f"{max(1, sum(1 for d in devices if d.startswith('cuda')))}"}.get(result.error_kind or "")
     return Finding(check_id, "fail", summary, fix, _last_lines(result.error))
-
-
-def _ddp_check(options: VerifyOptions, devices: list[str], torch_ok: bool,
-               env: Optional[Mapping[str, str]]) -> tuple[Finding, Optional[dict]]:
-    """Run the DDP check and word it (the run in the report's `training`, the check)."""
-    result = _run_ddp(options, devices, env) if torch_ok else None
-    finding = _ddp_finding(result, options.ddp or 0, devices)
-    return finding, (_ddp_run(result, options.ddp) if result is not None else None)
 
 
 def _ddp_reason(kind: Optional[str]) -> str:

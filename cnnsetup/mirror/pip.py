@@ -302,3 +302,18 @@ def mirror_of_index_files(env: Optional[Mapping[str, str]] = None,
     url = index_url_from_files(env, platform)
     mirror = registry.mirror_of_pypi(url) if url else None
     return mirror.name if mirror else None
+
+
+def point_at(mirror: Any, condarc: Path, python: Optional[str] = None,
+             env: Optional[Mapping[str, str]] = None) -> PipChange:
+    """Point pip's user index-url at `mirror` (unset it for `official`), and keep the value pip
+    had before cnnsetup's first change beside the .condarc backup, for `restore --pip`."""
+    from cnnsetup.mirror import condarc_file
+
+    if mirror.is_official:
+        change = unset_index_url(python, env)
+    else:
+        change = set_index_url(mirror.pypi, python, env)
+    if change.changed:
+        condarc_file.save_pip_record(condarc, change.previous)
+    return change

@@ -62,6 +62,9 @@ class ProbeResult:
         }
 
 
+# `mirror auto` picks among full mirrors: USTC has no `defaults` copy; upstream is not a mirror.
+AUTO_EXCLUDED = ("ustc", "official")
+
 def probe_url(mirror: registry.Mirror) -> Optional[str]:
     """The small-request target for a mirror: its `pkgs/main` repodata when it copies
     `defaults`, else its conda-forge repodata."""
