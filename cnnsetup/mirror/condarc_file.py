@@ -299,7 +299,7 @@ def save_backup(backup: Backup, original: Optional[bytes] = None) -> None:
     if original is not None:
         # The copy gets the original's permissions: a private .condarc (a proxy password)
         # must not become readable by others through its backup.
-        write_atomic(backup.bytes_path, original, new_mode=_mode_of(backup.condarc))
+        write_atomic(backup.bytes_path, original, new_mode=mode_of(backup.condarc))
     _write_record(backup.meta_path, {
         "format": 1,
         "condarc": str(backup.condarc),
@@ -374,7 +374,7 @@ def _write_record(path: Path, record: dict) -> None:
     write_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"), new_mode=0o600)
 
 
-def _mode_of(path: Path) -> int:
+def mode_of(path: Path) -> int:
     """The permission bits of `path` (through a symlink), or private when it cannot be read."""
     try:
         return stat.S_IMODE(Path(os.path.realpath(path)).stat().st_mode)

@@ -192,7 +192,7 @@ def restore(condarc: Path, *, force: bool = False) -> RestoreResult:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             kept_aside = condarc.with_name(f"{condarc.name}.cnnsetup-edited-{stamp}")
             condarc_file.write_atomic(kept_aside, current,  # type: ignore[arg-type]
-                                      new_mode=condarc_file._mode_of(condarc))
+                                      new_mode=condarc_file.mode_of(condarc))
         if original is None:
             # The file cnnsetup created; through a symlink that is the link's target, and the
             # link itself (the user's) stays as it was.
