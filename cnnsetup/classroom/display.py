@@ -182,19 +182,16 @@ def totals_line(report: ClassReport) -> str:
     """"12 machines: 7 pass, 3 fail, 2 untested (15 reports read, 3 superseded, 2 files
     skipped)"."""
     t = report.totals()
-    return (
-        ngettext("{n} machine", "{n} machines", t["machines"]).format(n=t["machines"])
-        + ": "
-        + _("{passed} pass, {failed} fail, {untested} untested").format(
-            passed=t[PASS], failed=t[FAIL], untested=t[UNTESTED])
-        + " ("
-        + ngettext("{n} report read", "{n} reports read", t["files_read"]).format(n=t["files_read"])
-        + ", "
-        + ngettext("{n} superseded", "{n} superseded", t["superseded"]).format(
-            n=t["superseded"])
-        + ", "
-        + ngettext("{n} file skipped", "{n} files skipped", t["skipped"]).format(n=t["skipped"])
-        + ")"
+    return _("{machines}: {states} ({read}, {superseded}, {skipped})").format(
+        machines=ngettext("{n} machine", "{n} machines", t["machines"]).format(n=t["machines"]),
+        states=_("{passed} pass, {failed} fail, {untested} untested").format(
+            passed=t[PASS], failed=t[FAIL], untested=t[UNTESTED]),
+        read=ngettext("{n} report read", "{n} reports read", t["files_read"]).format(
+            n=t["files_read"]),
+        superseded=ngettext("{n} superseded", "{n} superseded", t["superseded"]).format(
+            n=t["superseded"]),
+        skipped=ngettext("{n} file skipped", "{n} files skipped", t["skipped"]).format(
+            n=t["skipped"]),
     )
 
 
