@@ -97,12 +97,12 @@ def render_text(report: ClassReport, style: Style = _plain, verbose: bool = Fals
 
 def _change_titles() -> list[tuple[tuple[str, ...], str, str]]:
     return [
-        ((FIXED,), _("Fixed (FAIL -> PASS):"), "green"),
-        ((STILL_FAILING,), _("Still failing:"), "red"),
-        ((REGRESSED, NEW_FAILURE), _("New failures:"), "red"),
-        ((NOW_UNTESTED,), _("Untested (nothing trained yet):"), "yellow"),
-        ((NOW_PASSING,), _("Passing for the first time:"), "green"),
-        ((NOT_REPORTED,), _("No new report:"), None),
+        ((FIXED,), _("Fixed (FAIL -> PASS): {n}"), "green"),
+        ((STILL_FAILING,), _("Still failing: {n}"), "red"),
+        ((REGRESSED, NEW_FAILURE), _("New failures: {n}"), "red"),
+        ((NOW_UNTESTED,), _("Untested (nothing trained yet): {n}"), "yellow"),
+        ((NOW_PASSING,), _("Passing for the first time: {n}"), "green"),
+        ((NOT_REPORTED,), _("No new report: {n}"), None),
     ]
 
 
@@ -117,7 +117,7 @@ def render_compare(comparison: Comparison, style: Style = _plain) -> str:
         changes = comparison.of(*kinds)
         if not changes:
             continue
-        lines += ["", style(title, bold=True, fg=colour) + f" {len(changes)}"]
+        lines += ["", style(title.format(n=len(changes)), bold=True, fg=colour)]
         rows = []
         for change in changes:
             before = display.result_label(change.before) if change.before else _("no report")
