@@ -10,7 +10,12 @@ Top level (every key present, values may be null):
     schema            "cnnsetup-report/1"
     kind              "info" | "verify" | "onboard"
     ok                bool: no check has status "fail"
-    host, user        the machine's host name and the user name (a machine = host + user)
+    host, user        the machine's host name and the user name
+    student           str | null: who the machine belongs to, as the student typed it
+                      (`verify --student`, `onboard`); written by `verify` and `onboard` right
+                      after `user` (see `with_student`), absent from `info` and from reports
+                      written before it existed: a reader treats absent as null. `report`
+                      groups a class by student when there is one, else by host + user.
     created           ISO 8601 time with offset, e.g. "2026-11-27T21:43:26+08:00"
     cnnsetup_version  str
     duration_s        float, whole run
@@ -51,7 +56,48 @@ TOP_LEVEL_KEYS = (
     "system", "python", "conda", "torch", "nvidia", "gpus", "mirror", "checks", "training",
 )
 
+# Keys a report may carry beyond TOP_LEVEL_KEYS; absent means unknown (null).
+OPTIONAL_KEYS = ("student",)
+
 STATUSES = ("pass", "warn", "fail", "skip")
+
+# A name, a student number or both ("Chen Qi 2023011234"); longer text is not a name.
+STUDENT_MAX_CHARS = 100
+
+
+def clean_student(text: object) -> str | None:
+    """The `student` value to store for what was typed: surrounding and repeated white space
+    removed, None for nothing at all. Raises ValueError for text that can never be a name
+    (control characters, more than STUDENT_MAX_CHARS characters)."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError("not text")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        return None
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in cleaned):
+        raise ValueError("control character")
+    if len(cleaned) > STUDENT_MAX_CHARS:
+        raise ValueError("too long")
+    return cleaned
+
+
+def with_student(report: dict, student: str | None) -> dict:
+    """`report` (a dict with TOP_LEVEL_KEYS) with its top-level `student` set, placed right
+    after `user` so the file reads who, then where. `student` is passed through
+    `clean_student` (ValueError as there). Used by `verify --student` and `onboard`."""
+    value = clean_student(student)
+    result: dict = {}
+    for key, item in report.items():
+        if key == "student":
+            continue
+        result[key] = item
+        if key == "user":
+            result["student"] = value
+    if "student" not in result:
+        result["student"] = value
+    return result
 
 
 def write_report(report: dict, path: Path) -> None:

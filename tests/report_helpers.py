@@ -146,6 +146,23 @@ def mac_mps(host: str = "MacBook-Air", user: str = "wang.wu",
     return report
 
 
+def info_only(host: str = "lab-pc-20", user: str = "zhou.ba",
+              created: str = "2026-11-27T17:00:00+08:00") -> dict:
+    """What `cnnsetup info --json` writes: the machine checks, nothing trained."""
+    report = passing_cpu_laptop(host, user, created)
+    report["kind"] = "info"
+    report["checks"] = [c for c in report["checks"] if not c["id"].startswith(("conv", "train"))]
+    report["training"] = []
+    return report
+
+
+def with_student(report: dict, student: str | None) -> dict:
+    """`report` as `verify --student` writes it (the field right after `user`)."""
+    from cnnsetup.report_schema import with_student as schema_with_student
+
+    return schema_with_student(report, student)
+
+
 def early_v1(host: str = "old-laptop", user: str = "zhao.liu",
              created: str = "2026-09-01T09:00:00+08:00") -> dict:
     """A report written before the mirror, nvidia and training sections existed."""
@@ -187,17 +204,22 @@ def changed(report: dict, **fields: Any) -> dict:
     return result
 
 
-# What `write_class_folder` puts in a folder, for tests to compare against.
+# What `write_class_folder` puts in a folder, for tests to compare against:
+# (student, host, user) -> state.
 CLASS_MACHINES = {
-    ("lab-laptop-01", "student01"): "pass",
-    ("DESKTOP-7Q2K3LM", "zhang.san"): "fail",
-    ("gpu-server", "ta"): "pass",
-    ("gpu-server", "wang.ta"): "pass",
-    ("lab-pc-17", "li.si"): "fail",
-    ("MacBook-Air", "wang.wu"): "warn",
-    ("old-laptop", "zhao.liu"): "pass",
-    ("宿舍电脑", "陈七"): "pass",
+    (None, "lab-laptop-01", "student01"): "pass",
+    (None, "DESKTOP-7Q2K3LM", "zhang.san"): "fail",
+    (None, "gpu-server", "ta"): "pass",
+    (None, "gpu-server", "wang.ta"): "pass",
+    (None, "lab-pc-17", "li.si"): "fail",
+    (None, "MacBook-Air", "wang.wu"): "pass",  # a warning does not stop a pass
+    (None, "old-laptop", "zhao.liu"): "untested",  # an early info report: nothing trained
+    (None, "宿舍电脑", "陈七"): "pass",
+    ("Chen Qi", "lab-pc", "student"): "pass",  # lab image: the same host and user...
+    ("Li Lei", "lab-pc", "student"): "fail",  # ... told apart by the student
 }
+# Files of the class folder that a newer report of the same kind superseded -> the newer one.
+CLASS_SUPERSEDED = {"z-dorm.json": "a-dorm.json", "lab/li-lei-monday.json": "lab/li-lei.json"}
 CLASS_SKIPPED = {
     "garbage.json": "broken-json",
     "package.json": "foreign",
@@ -226,6 +248,19 @@ def write_class_folder(folder: Path) -> Path:
     broken = torch_missing(host="宿舍电脑", user="陈七", created="2026-11-28T09:30:00+08:00")
     write_report(folder, "a-dorm.json", fixed)
     write_report(folder, "z-dorm.json", broken)
+    # A lab image: every machine is student@lab-pc; the student names tell them apart. Li Lei
+    # ran info after verify (kept too, but only verify decides) and verified twice.
+    write_report(folder, "lab/chen-qi.json", with_student(
+        passing_cpu_laptop(host="lab-pc", user="student"), "Chen Qi"))
+    write_report(folder, "lab/li-lei-monday.json", with_student(
+        passing_cpu_laptop(host="lab-pc", user="student",
+                           created="2026-11-23T10:00:00+08:00"), "Li Lei"))
+    write_report(folder, "lab/li-lei.json", with_student(
+        torch_missing(host="lab-pc", user="student", created="2026-11-27T10:00:00+08:00"),
+        "Li Lei"))
+    write_report(folder, "lab/li-lei-info.json", with_student(
+        info_only(host="lab-pc", user="student", created="2026-11-27T11:00:00+08:00"),
+        "li  lei"))
     (folder / "garbage.json").write_text("{\"schema\": \"cnnsetup-report/1\", ", encoding="utf-8")
     (folder / "empty.json").write_text("", encoding="utf-8")
     write_report(folder, "package.json", {"name": "left-pad", "version": "1.3.0"})

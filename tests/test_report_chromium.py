@@ -86,62 +86,77 @@ def _page(tmp_path: Path, folder: Path, invoke) -> Path:
     return page
 
 
+def _key(row):
+    return (None if row[0] == "-" else row[0], row[1], row[2])
+
+
 def test_every_machine_has_its_row_in_the_rendered_page(tmp_path, invoke):
     page = _page(tmp_path, rh.write_class_folder(tmp_path / "class"), invoke)
-    dom = _Dom(rendered_dom(page, "", tmp_path / "chromium"))
+    text = rendered_dom(page, "", tmp_path / "chromium")
+    dom = _Dom(text)
     assert dom.table.get("data-sortable") == "true"  # the script ran to its end
-    assert {(row[0], row[1]) for row in dom.rows} == set(rh.CLASS_MACHINES)
+    assert {_key(row) for row in dom.rows} == set(rh.CLASS_MACHINES)
     assert len(dom.rows) == len(rh.CLASS_MACHINES)
-    results = {(row[0], row[1]): row[8] for row in dom.rows}
-    assert results == {k: v.upper() for k, v in rh.CLASS_MACHINES.items()}
+    states = {_key(row): row[3] for row in dom.rows}
+    assert states == {k: v.upper() for k, v in rh.CLASS_MACHINES.items()}
+    # What blocks most, and the superseded reports, are on the rendered page too.
+    assert text.index('data-id="torch-import"') < text.index('data-id="torch-cuda-build"')
+    assert 'id="superseded-reports"' in text and "li-lei-monday.json" in text
 
 
 @pytest.fixture
 def sorting_page(tmp_path, invoke) -> Path:
-    """Five machines whose orders by host, Python version and GPU count all differ; pc-e has
-    neither Python nor GPU facts (unknown)."""
+    """Five machines whose orders by host, torch version, GPU count and state all differ; pc-e
+    has neither torch nor GPU facts (unknown)."""
     folder = tmp_path / "class"
-    specs = [  # host, python, report
-        ("pc-a", "3.9.13", rh.passing_cpu_laptop),
-        ("pc-b", "3.10.14", lambda **kw: rh.multi_gpu_server(gpus=2, **kw)),
-        ("pc-c", "3.12.1", lambda **kw: rh.multi_gpu_server(gpus=8, **kw)),
-        ("pc-d", "3.11.9", rh.failing_windows_cpu_torch_on_nvidia),
-        ("pc-e", None, rh.torch_missing),
+    specs = [  # host, torch version, report
+        ("pc-a", "2.9.1", rh.passing_cpu_laptop),
+        ("pc-b", "2.10.0", lambda **kw: rh.multi_gpu_server(gpus=2, **kw)),
+        ("pc-c", "2.13.0", lambda **kw: rh.multi_gpu_server(gpus=8, **kw)),
+        ("pc-d", "2.11.0", rh.failing_windows_cpu_torch_on_nvidia),
+        ("pc-e", None, rh.info_only),
     ]
-    for host, python, make in specs:
+    for host, torch, make in specs:
         report = make(host=host, user="u")
-        if python:
-            report["python"]["version"] = python
+        if torch:
+            report["torch"]["version"] = torch
         else:
-            del report["python"], report["gpus"], report["nvidia"]
+            del report["torch"], report["gpus"], report["nvidia"]
         rh.write_report(folder, f"{host}.json", report)
     return _page(tmp_path, folder, invoke)
 
 
-def _column(dom: _Dom, index: int) -> list[str]:
+def _column(dom: _Dom, key: str) -> list[str]:
+    index = list(dom.headings).index(key)
     return [row[index] for row in dom.rows]
 
 
 def test_without_a_sort_the_rows_are_in_host_order(sorting_page, tmp_path):
     dom = _Dom(rendered_dom(sorting_page, "", tmp_path / "chromium"))
-    assert _column(dom, 0) == ["pc-a", "pc-b", "pc-c", "pc-d", "pc-e"]
+    assert _column(dom, "host") == ["pc-a", "pc-b", "pc-c", "pc-d", "pc-e"]
     assert {h["aria-sort"] for h in dom.headings.values()} == {"none"}
 
 
 def test_clicking_the_host_heading_twice_sorts_descending(sorting_page, tmp_path):
     dom = _Dom(rendered_dom(sorting_page, "#sort=host:desc", tmp_path / "chromium"))
-    assert _column(dom, 0) == ["pc-e", "pc-d", "pc-c", "pc-b", "pc-a"]
+    assert _column(dom, "host") == ["pc-e", "pc-d", "pc-c", "pc-b", "pc-a"]
     assert dom.headings["host"]["aria-sort"] == "descending"
-    assert dom.headings["python"]["aria-sort"] == "none"
+    assert dom.headings["torch"]["aria-sort"] == "none"
 
 
 def test_versions_sort_by_number_and_unknown_comes_last(sorting_page, tmp_path):
-    dom = _Dom(rendered_dom(sorting_page, "#sort=python", tmp_path / "chromium"))
-    assert _column(dom, 3) == ["3.9.13", "3.10.14", "3.11.9", "3.12.1", "unknown"]
-    assert dom.headings["python"]["aria-sort"] == "ascending"
+    dom = _Dom(rendered_dom(sorting_page, "#sort=torch", tmp_path / "chromium"))
+    assert _column(dom, "torch") == ["2.9.1", "2.10.0", "2.11.0", "2.13.0", "unknown"]
+    assert dom.headings["torch"]["aria-sort"] == "ascending"
 
 
 def test_gpus_sort_by_count_descending_with_unknown_still_last(sorting_page, tmp_path):
     dom = _Dom(rendered_dom(sorting_page, "#sort=gpu:desc", tmp_path / "chromium"))
-    assert _column(dom, 4) == ["8 x A100-SXM4-80GB", "2 x A100-SXM4-80GB",
-                               "RTX 3060 Laptop GPU", "CPU only", "unknown"]
+    assert _column(dom, "gpu") == ["8 x A100-SXM4-80GB", "2 x A100-SXM4-80GB",
+                                   "RTX 3060 Laptop GPU", "CPU only", "unknown"]
+
+
+def test_sorting_by_state_puts_the_machines_that_need_attention_first(sorting_page, tmp_path):
+    dom = _Dom(rendered_dom(sorting_page, "#sort=state", tmp_path / "chromium"))
+    assert _column(dom, "state") == ["FAIL", "UNTESTED", "PASS", "PASS", "PASS"]
+    assert _column(dom, "host") == ["pc-d", "pc-e", "pc-a", "pc-b", "pc-c"]

@@ -22,27 +22,70 @@ def class_folder(tmp_path):
     return rh.write_class_folder(tmp_path / "class")
 
 
+def _row_key(student, host, user):
+    return (None if student == "-" else student, host, user)
+
+
 def test_a_report_over_failing_machines_still_exits_zero(invoke, class_folder):
     result = invoke("report", str(class_folder))
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    for host, user in rh.CLASS_MACHINES:
-        assert re.search(rf"^{re.escape(host)}\s+{re.escape(user)}\s", out, re.M), host
-    assert "8 machines: 5 pass, 1 warn, 2 fail" in out
+    for student, host, user in rh.CLASS_MACHINES:
+        assert re.search(rf"^{re.escape(student or '-')}\s+{re.escape(host)}\s+"
+                         rf"{re.escape(user)}\s", out, re.M), host
+    assert "10 machines: 6 pass, 3 fail, 1 untested (13 reports read, 2 superseded, " \
+        "6 files skipped)" in out
     assert rh.TORCH_FIX_CU121 in out and rh.TORCH_FIX_CPU in out
     for name in rh.CLASS_SKIPPED:
         assert name in out
+    assert "2 older reports were superseded by newer ones of the same kind (see --verbose)" \
+        in out
+    assert "li-lei-monday.json" not in out
+
+
+def test_students_come_first_in_the_table(invoke, class_folder):
+    lines = invoke("report", str(class_folder)).stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Student"))
+    assert lines[header + 1].startswith("Chen Qi ") and lines[header + 2].startswith("Li Lei ")
+
+
+def test_verbose_lists_every_superseded_report_with_the_one_that_replaced_it(invoke,
+                                                                               class_folder):
+    out = invoke("report", str(class_folder), "--verbose").stdout
+    for old, new in rh.CLASS_SUPERSEDED.items():
+        old_path, new_path = class_folder / old, class_folder / new
+        assert re.search(rf"{re.escape(str(old_path))} \(verify, [^)]+\), replaced by "
+                         rf"{re.escape(str(new_path))}$", out, re.M), old
+    assert "Li Lei (lab-pc/student): " in out
 
 
 def test_the_terminal_table_shows_each_column_of_a_machine(invoke, tmp_path):
-    rh.write_report(tmp_path, "w.json", rh.failing_windows_cpu_torch_on_nvidia())
+    rh.write_report(tmp_path, "w.json", rh.with_student(
+        rh.failing_windows_cpu_torch_on_nvidia(), "张三"))
     lines = invoke("report", str(tmp_path)).stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("Host"))
-    assert lines[header].split() == ["Host", "User", "OS", "Python", "GPU", "torch", "CUDA",
-                                     "Mirror", "Result", "Failing", "checks"]
+    header = next(i for i, line in enumerate(lines) if line.startswith("Student"))
+    assert re.split(r"\s{2,}", lines[header]) == [
+        "Student", "Host", "User", "State", "Kind", "Trained on", "Accuracy", "Mirror", "torch",
+        "GPU", "Date", "Failing checks"]
     assert re.split(r"\s{2,}", lines[header + 1]) == [
-        "DESKTOP-7Q2K3LM", "zhang.san", "Windows 11", "3.10.14", "RTX 3060 Laptop GPU",
-        "2.5.1+cpu", "CPU build", "conda=tsinghua pip=-", "FAIL", "torch-cuda-build"]
+        "张三", "DESKTOP-7Q2K3LM", "zhang.san", "FAIL", "verify", "cpu", "99.5%",
+        "conda=tsinghua pip=-", "2.5.1+cpu", "RTX 3060 Laptop GPU", "2026-11-27 20:05",
+        "torch-cuda-build"]
+
+
+def test_what_blocks_most_lists_failing_checks_by_machines_affected_with_the_fix(invoke,
+                                                                                 tmp_path):
+    for i in range(3):
+        rh.write_report(tmp_path, f"t{i}.json", rh.torch_missing(host=f"pc-{i}"))
+    rh.write_report(tmp_path, "w.json", rh.failing_windows_cpu_torch_on_nvidia())
+    rh.write_report(tmp_path, "ok.json", rh.passing_cpu_laptop())
+    out = invoke("report", str(tmp_path)).stdout
+    block = out[out.index("What blocks the most machines:"):].splitlines()
+    assert re.split(r"\s{2,}", block[1].strip()) == ["FAIL", "torch-import", "3 of 5"]
+    assert block[3].strip() == "fix: " + rh.TORCH_FIX_CPU
+    assert re.split(r"\s{2,}", block[4].strip()) == ["FAIL", "torch-cuda-build", "1 of 5"]
+    assert block[6].strip() == "fix: " + rh.TORCH_FIX_CU121
+    assert "Checks that warned:" in out
 
 
 def test_no_readable_report_exits_one_and_lists_what_was_skipped(invoke, tmp_path):
@@ -64,27 +107,39 @@ def test_no_path_is_a_usage_error(invoke):
     assert "PATH" in result.stderr
 
 
-def test_json_is_one_object_with_machines_checks_and_skipped(invoke, class_folder):
+def test_json_gives_machines_with_their_reports_and_what_blocks(invoke, class_folder):
     result = invoke("report", str(class_folder), "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert set(data) == {"totals", "machines", "checks", "skipped"}
-    assert data["totals"] == {"machines": 8, "pass": 5, "warn": 1, "fail": 2, "unknown": 0,
-                              "files_read": 9, "skipped": 6}
-    machines = {(m["host"], m["user"]): m for m in data["machines"]}
-    assert {k: m["result"] for k, m in machines.items()} == rh.CLASS_MACHINES
-    server = machines[("gpu-server", "ta")]
+    assert set(data) == {"totals", "machines", "blocking", "warnings", "skipped"}
+    assert data["totals"] == {"machines": 10, "pass": 6, "fail": 3, "untested": 1,
+                              "files_read": 13, "superseded": 2, "skipped": 6}
+    machines = {(m["student"], m["host"], m["user"]): m for m in data["machines"]}
+    assert {k: m["state"] for k, m in machines.items()} == rh.CLASS_MACHINES
+    for machine in data["machines"]:
+        assert list(machine)[:5] == ["student", "host", "user", "state", "kind"]
+    server = machines[(None, "gpu-server", "ta")]
     assert server["gpu_count"] == 8 and server["torch"]["cuda"] == "12.1"
+    assert server["devices_trained"] == ["cpu"] + [f"cuda:{i}" for i in range(8)]
     assert server["driver_cuda"] == "12.4" and server["mirror"] == {"conda": "tsinghua",
                                                                       "pip": "tsinghua"}
-    assert machines[("old-laptop", "zhao.liu")]["mirror"] is None
-    windows = machines[("DESKTOP-7Q2K3LM", "zhang.san")]
+    assert machines[(None, "old-laptop", "zhao.liu")]["mirror"] is None
+    windows = machines[(None, "DESKTOP-7Q2K3LM", "zhang.san")]
     assert windows["failing"] == ["torch-cuda-build"] and windows["warnings"] == ["mirror"]
-    first = data["checks"][0]
-    assert set(first) == {"id", "status", "count", "summary", "fix", "fixes", "machines"}
-    assert {(c["id"], c["status"], c["count"]) for c in data["checks"]} == {
-        ("torch-cuda-build", "fail", 1), ("torch-import", "fail", 1),
-        ("mirror", "warn", 1), ("disk-space", "warn", 1)}
+    li = machines[("Li Lei", "lab-pc", "student")]
+    folder = str(class_folder)
+    assert [(r["kind"], r["file"], r["state"]) for r in li["reports"]] == [
+        ("info", f"{folder}/lab/li-lei-info.json", "untested"),
+        ("verify", f"{folder}/lab/li-lei.json", "fail")]
+    assert li["superseded"] == [{
+        "kind": "verify", "file": f"{folder}/lab/li-lei-monday.json",
+        "created": "2026-11-23T10:00:00+08:00", "state": "pass",
+        "superseded_by": f"{folder}/lab/li-lei.json"}]
+    assert [(b["id"], b["count"], b["fix"]) for b in data["blocking"]] == [
+        ("torch-import", 2, rh.TORCH_FIX_CPU), ("torch-cuda-build", 1, rh.TORCH_FIX_CU121)]
+    assert data["blocking"][0]["machines"] == ["Li Lei", "lab-pc-17/li.si"]
+    assert {(c["id"], c["count"]) for c in data["warnings"]} == {("mirror", 1),
+                                                                  ("disk-space", 1)}
     assert {s["reason"] for s in data["skipped"]} == set(rh.CLASS_SKIPPED.values())
 
 
@@ -110,12 +165,27 @@ def test_csv_is_utf8_with_bom_and_reads_back_one_row_per_machine(invoke, class_f
     assert raw.startswith(codecs.BOM_UTF8)
     assert b"\r\n" in raw
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    assert {(r["Host"], r["User"]): r["Result"] for r in rows} == {
+    assert {_row_key(r["Student"], r["Host"], r["User"]): r["State"] for r in rows} == {
         k: v.upper() for k, v in rh.CLASS_MACHINES.items()}
     server = next(r for r in rows if r["User"] == "ta")
-    assert (server["GPU"], server["CUDA"], server["Driver CUDA"]) == (
-        "8 x A100-SXM4-80GB", "12.1", "12.4")
-    assert next(r for r in rows if r["Host"] == "宿舍电脑")["File"].endswith("a-dorm.json")
+    assert (server["GPU"], server["Trained on"], server["Kind"]) == (
+        "8 x A100-SXM4-80GB", "cpu, 8 x cuda", "verify")
+
+
+def test_text_csv_and_html_show_the_same_columns_and_cells(invoke, class_folder, tmp_path):
+    text = invoke("report", str(class_folder), "--csv", str(tmp_path / "c.csv"),
+                  "--html", str(tmp_path / "p.html")).stdout
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Student"))
+    table = [re.split(r"\s{2,}", line) for line in lines[header:header + 11]]
+    with open(tmp_path / "c.csv", encoding="utf-8-sig", newline="") as stream:
+        spreadsheet = list(csv.reader(stream))
+    page = _parse((tmp_path / "p.html").read_text(encoding="utf-8"))
+    headings = ["Student", "Host", "User", "State", "Kind", "Trained on", "Accuracy", "Mirror",
+                "torch", "GPU", "Date", "Failing checks"]
+    assert table[0] == spreadsheet[0] == page.headings == headings
+    # Rows without failing checks end one cell early in text (nothing after the last gap).
+    assert [r + [""] * (12 - len(r)) for r in table[1:]] == spreadsheet[1:] == page.rows
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_stay_text(invoke, tmp_path):
@@ -134,7 +204,9 @@ class _PageParser(HTMLParser):
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
         self.rows: list[list[str]] = []
+        self.headings: list[str] = []
         self.scripts: list[str] = []
+        self._heading: list[str] | None = None
         self._in_body = False
         self._cell: list[str] | None = None
         self._in_script = False
@@ -148,6 +220,8 @@ class _PageParser(HTMLParser):
             self.rows.append([])
         elif tag == "td" and self._in_body:
             self._cell = []
+        elif tag == "th" and attributes.get("data-key"):
+            self._heading = []
         elif tag == "script":
             self._in_script = True
             self.scripts.append("")
@@ -158,12 +232,17 @@ class _PageParser(HTMLParser):
         elif tag == "td" and self._cell is not None:
             self.rows[-1].append("".join(self._cell))
             self._cell = None
+        elif tag == "th" and self._heading is not None:
+            self.headings.append("".join(self._heading))
+            self._heading = None
         elif tag == "script":
             self._in_script = False
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell.append(data)
+        if self._heading is not None:
+            self._heading.append(data)
         if self._in_script:
             self.scripts[-1] += data
 
@@ -191,12 +270,17 @@ def test_the_html_page_is_self_contained(invoke, class_folder, tmp_path):
     assert '<meta charset="utf-8">' in text
     assert ("html", {"lang": "en"}) in page.tags
     assert len(page.rows) == len(rh.CLASS_MACHINES)
-    assert {(r[0], r[1]) for r in page.rows} == set(rh.CLASS_MACHINES)
+    assert {_row_key(*r[:3]) for r in page.rows} == set(rh.CLASS_MACHINES)
+    details = [a for t, a in page.tags if t == "details" and a.get("id") == "superseded-reports"]
+    assert details
+    for old, new in rh.CLASS_SUPERSEDED.items():
+        assert f"{class_folder / old} (verify, " in text and f"replaced by {class_folder / new}" \
+            in text
 
 
 def test_every_value_on_the_page_is_escaped(invoke, tmp_path):
-    hostile = rh.failing_windows_cpu_torch_on_nvidia(
-        host="<script>alert('host')</script>", user='a"b&c<i>')
+    hostile = rh.with_student(rh.failing_windows_cpu_torch_on_nvidia(
+        host="<script>alert('host')</script>", user='a"b&c<i>'), "<b>Mallory</b>")
     hostile["checks"][3]["fix"] = "pip install x</code><script>alert(1)</script>"
     hostile["checks"][3]["id"] = "id\"><b>"
     hostile["gpus"][0]["name"] = "<img src=x onerror=alert(1)>"
@@ -209,7 +293,7 @@ def test_every_value_on_the_page_is_escaped(invoke, tmp_path):
     assert "&lt;script&gt;alert(&#x27;host&#x27;)&lt;/script&gt;" in text
     page = _parse(text)
     assert len(page.scripts) == 1
-    assert page.rows[0][:2] == ["<script>alert('host')</script>", 'a"b&c<i>']
+    assert page.rows[0][:3] == ["<b>Mallory</b>", "<script>alert('host')</script>", 'a"b&c<i>']
 
 
 def test_the_page_is_in_the_chosen_language(invoke, tmp_path):

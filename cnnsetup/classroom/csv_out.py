@@ -10,8 +10,7 @@ import csv
 import io
 
 from cnnsetup.classroom import display
-from cnnsetup.classroom.merge import ClassReport, Machine
-from cnnsetup.i18n import _
+from cnnsetup.classroom.merge import ClassReport
 
 # A cell starting with one of these is run as a formula by spreadsheet programs; reports come
 # from other people's machines, so such a cell is prefixed with a quote to stay text.
@@ -23,21 +22,14 @@ def _cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) and value != "-" else value
 
 
-def _extra(machine: Machine) -> list[str]:
-    return [
-        " ".join(machine.warnings), machine.driver_cuda or "", machine.created or "",
-        machine.kind or "", machine.file,
-    ]
-
-
 def render_csv(report: ClassReport) -> str:
-    """The CSV text (without the byte-order mark; `write_csv` adds it)."""
+    """The CSV text (without the byte-order mark; `write_csv` adds it): the columns of the
+    terminal table and the HTML page, in the same order and words."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(display.headings() + [
-        _("Warnings"), _("Driver CUDA"), _("Created"), _("Kind"), _("File")])
+    writer.writerow(display.headings())
     for machine in report.machines:
-        writer.writerow([_cell(v) for v in display.row(machine) + _extra(machine)])
+        writer.writerow([_cell(v) for v in display.row(machine)])
     return out.getvalue()
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from cnnsetup.classroom import reports
-from cnnsetup.classroom.merge import FAIL, PASS, WARN, ClassReport, Machine
+from cnnsetup.classroom.merge import (
+    FAIL, PASS, PROVING_KINDS, UNTESTED, WARN, ClassReport, Machine, parse_created)
 from cnnsetup.i18n import N_, _, ngettext
 
 
@@ -17,8 +18,46 @@ def unknown() -> str:
 
 
 def result_label(result: str) -> str:
-    """PASS / WARN / FAIL, as the terminal and the page show them."""
-    return {PASS: _("PASS"), WARN: _("WARN"), FAIL: _("FAIL")}.get(result, unknown())
+    """A machine's state or a check's status as the terminal and the page show it: PASS, FAIL,
+    UNTESTED (a machine), WARN (a check)."""
+    return {PASS: _("PASS"), WARN: _("WARN"), FAIL: _("FAIL"),
+            UNTESTED: _("UNTESTED")}.get(result, unknown())
+
+
+def trained_label(machine: Machine) -> str:
+    """Where training ran to its end: "cpu, cuda:0", "cpu, 8 x cuda", "mps"; "none" when a
+    verify/onboard report trained nowhere; "-" when the report never tries (info)."""
+    if not machine.trained:
+        return _("none") if machine.kind in PROVING_KINDS else "-"
+    families = Counter(d.split(":", 1)[0] for d in machine.trained)
+    parts = []
+    for device in machine.trained:
+        family = device.split(":", 1)[0]
+        if family not in families:
+            continue
+        n = families.pop(family)
+        parts.append(device if n == 1 else f"{n} x {family}")
+    return ", ".join(parts)
+
+
+def accuracy_label(machine: Machine) -> str:
+    """The lowest validation accuracy where training ran, "99.5%"; "-" without one."""
+    return "-" if machine.accuracy is None else f"{machine.accuracy * 100:.1f}%"
+
+
+def date_label(machine: Machine) -> str:
+    """When the deciding report was made, in the student's own clock: "2026-11-27 21:43"."""
+    created = machine.created or ""
+    if len(created) >= 16 and created[10] == "T" and created[4] == "-":
+        return created[:10] + " " + created[11:16]
+    return unknown()
+
+
+def _timestamp(machine: Machine) -> Optional[float]:
+    if date_label(machine) == unknown():
+        return None
+    moment = parse_created(machine.created)
+    return None if moment.year == 1 else moment.timestamp()
 
 
 def _short_gpu_name(name: str) -> str:
@@ -104,19 +143,22 @@ class Column:
     number: Optional[Callable[[Machine], Optional[float]]] = None
 
 
-_SEVERITY = {PASS: 0, WARN: 1, FAIL: 2}
+# Sorting by state puts the machines that need attention first.
+_SEVERITY = {FAIL: 0, UNTESTED: 1, PASS: 2}
 
 COLUMNS = (
+    Column("student", N_("Student"), lambda m: m.student or "-"),
     Column("host", N_("Host"), lambda m: m.host or unknown()),
     Column("user", N_("User"), lambda m: m.user or unknown()),
-    Column("os", N_("OS"), lambda m: m.os or unknown()),
-    Column("python", N_("Python"), lambda m: m.python or unknown()),
-    Column("gpu", N_("GPU"), gpu_label, lambda m: None if m.gpus is None else len(m.gpus)),
-    Column("torch", N_("torch"), torch_label),
-    Column("cuda", N_("CUDA"), cuda_label),
+    Column("state", N_("State"), lambda m: result_label(m.state),
+           lambda m: _SEVERITY.get(m.state)),
+    Column("kind", N_("Kind"), lambda m: unknown() if m.kind == "unknown" else m.kind),
+    Column("trained", N_("Trained on"), trained_label, lambda m: len(m.trained)),
+    Column("accuracy", N_("Accuracy"), accuracy_label, lambda m: m.accuracy),
     Column("mirror", N_("Mirror"), mirror_label),
-    Column("result", N_("Result"), lambda m: result_label(m.result),
-           lambda m: _SEVERITY.get(m.result)),
+    Column("torch", N_("torch"), torch_label),
+    Column("gpu", N_("GPU"), gpu_label, lambda m: None if m.gpus is None else len(m.gpus)),
+    Column("date", N_("Date"), date_label, _timestamp),
     Column("failing", N_("Failing checks"), failing_label, lambda m: len(m.failing)),
 )
 
@@ -125,7 +167,7 @@ def known(machine: Machine, column: Column) -> bool:
     """Whether the cell holds a value (unknown cells sort last, whichever the direction)."""
     if column.number is not None:
         return column.number(machine) is not None
-    return column.text(machine) != unknown()
+    return column.text(machine) not in (unknown(), "-")
 
 
 def headings() -> list[str]:
@@ -137,16 +179,23 @@ def row(machine: Machine) -> list[str]:
 
 
 def totals_line(report: ClassReport) -> str:
-    """"12 machines: 7 pass, 2 warn, 3 fail (14 reports read, 2 files skipped)"."""
+    """"12 machines: 7 pass, 3 fail, 2 untested (15 reports read, 3 superseded, 2 files
+    skipped)"."""
     t = report.totals()
-    return (
-        ngettext("{n} machine", "{n} machines", t["machines"]).format(n=t["machines"])
-        + ": "
-        + _("{passed} pass, {warned} warn, {failed} fail").format(
-            passed=t["pass"], warned=t["warn"], failed=t["fail"])
-        + " ("
-        + ngettext("{n} report read", "{n} reports read", t["files_read"]).format(n=t["files_read"])
-        + ", "
-        + ngettext("{n} file skipped", "{n} files skipped", t["skipped"]).format(n=t["skipped"])
-        + ")"
+    return _("{machines}: {states} ({read}, {superseded}, {skipped})").format(
+        machines=ngettext("{n} machine", "{n} machines", t["machines"]).format(n=t["machines"]),
+        states=_("{passed} pass, {failed} fail, {untested} untested").format(
+            passed=t[PASS], failed=t[FAIL], untested=t[UNTESTED]),
+        read=ngettext("{n} report read", "{n} reports read", t["files_read"]).format(
+            n=t["files_read"]),
+        superseded=ngettext("{n} superseded", "{n} superseded", t["superseded"]).format(
+            n=t["superseded"]),
+        skipped=ngettext("{n} file skipped", "{n} files skipped", t["skipped"]).format(
+            n=t["skipped"]),
     )
+
+
+def who_label(machine: Machine) -> str:
+    """"Chen Qi (lab-pc/student)" or "lab-pc/student"."""
+    where = "/".join(part for part in (machine.host or "?", machine.user) if part)
+    return f"{machine.student} ({where})" if machine.student else where

@@ -15,12 +15,13 @@ from typing import Optional
 from cnnsetup import __version__
 from cnnsetup.classroom import display
 from cnnsetup.classroom.merge import CheckCount, ClassReport, Machine
-from cnnsetup.i18n import _, current_language
+from cnnsetup.i18n import _, current_language, ngettext
 
 _HTML_LANG = {"en": "en", "zh": "zh-CN"}
 
 _CSS = """
-:root { --pass: #1a7f37; --warn: #9a6700; --fail: #cf222e; --line: #d0d7de; --muted: #57606a; }
+:root { --pass: #1a7f37; --warn: #9a6700; --fail: #cf222e; --untested: #6e40c9;
+        --line: #d0d7de; --muted: #57606a; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "Microsoft YaHei", "PingFang SC",
        sans-serif; margin: 1.5rem; color: #1f2328; }
 h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
@@ -35,9 +36,10 @@ th button { font: inherit; font-weight: 600; background: none; border: 0; paddin
 th[aria-sort="ascending"] button::after { content: " \\25B2"; }
 th[aria-sort="descending"] button::after { content: " \\25BC"; }
 td.unknown { color: var(--muted); font-style: italic; }
-tr.fail td.result { color: var(--fail); font-weight: 600; }
-tr.warn td.result { color: var(--warn); font-weight: 600; }
-tr.pass td.result { color: var(--pass); font-weight: 600; }
+tr.fail td.state { color: var(--fail); font-weight: 600; }
+tr.untested td.state { color: var(--untested); font-weight: 600; }
+tr.pass td.state { color: var(--pass); font-weight: 600; }
+td.student { font-weight: 600; }
 code { font-family: ui-monospace, Consolas, "Courier New", monospace; }
 .check { margin: 0 0 1rem; padding: .5rem .75rem; border-left: 4px solid var(--warn); }
 .check.fail { border-left-color: var(--fail); }
@@ -126,10 +128,10 @@ def _machine_row(machine: Machine) -> str:
         sort = ""
         if column.number is not None:
             sort = f' data-sort="{_number(column.number(machine))}"'
-        title = f' title="{escape(machine.file)}"' if column.key == "host" else ""
+        title = f' title="{escape(machine.file)}"' if column.key == "kind" else ""
         cells.append(f'<td class="{" ".join(classes)}"{sort}{title}>'
                      f"{escape(column.text(machine))}</td>")
-    return f'<tr class="{escape(machine.result)}">' + "".join(cells) + "</tr>"
+    return f'<tr class="{escape(machine.state)}">' + "".join(cells) + "</tr>"
 
 
 def _machine_table(report: ClassReport) -> str:
@@ -165,6 +167,21 @@ def _check_block(check: CheckCount, total: int) -> str:
     return "\n".join(parts)
 
 
+def _superseded_list(report: ClassReport) -> str:
+    items = "\n".join(
+        "<li>" + escape(_("{who}: {file} ({kind}, {created}), replaced by {newer}").format(
+            who=display.who_label(machine), file=ref.file, kind=ref.kind,
+            created=ref.created or display.unknown(), newer=ref.superseded_by)) + "</li>"
+        for machine in report.machines for ref in machine.superseded
+    )
+    summary = ngettext(
+        "{n} older report was replaced by a newer one of the same kind",
+        "{n} older reports were replaced by newer ones of the same kind",
+        report.superseded).format(n=report.superseded)
+    return (f'<details id="superseded-reports"><summary>{escape(summary)}</summary>\n'
+            f"<ul>\n{items}\n</ul>\n</details>")
+
+
 def _skipped_list(report: ClassReport) -> str:
     items = "\n".join(
         f"<li><code>{escape(s.path)}</code>: {escape(display.skip_reason(s.reason))}"
@@ -183,7 +200,9 @@ def render_html(report: ClassReport, now: Optional[datetime] = None) -> str:
         version=__version__, time=now.strftime("%Y-%m-%d %H:%M"))
     machines_title = _("Machines")
     sort_hint = _("Click a column heading to sort.")
-    checks_title = _("Checks that failed or warned")
+    blocking_title = _("What blocks the most machines")
+    warned_title = _("Checks that warned")
+    superseded_title = _("Superseded reports")
     skipped_title = _("Skipped files")
     body = [
         f"<h1>{escape(title)}</h1>",
@@ -193,9 +212,15 @@ def render_html(report: ClassReport, now: Optional[datetime] = None) -> str:
         f'<p class="hint">{escape(sort_hint)}</p>',
         _machine_table(report),
     ]
-    if report.checks:
-        body.append(f'<h2 id="checks">{escape(checks_title)}</h2>')
-        body += [_check_block(c, len(report.machines)) for c in report.checks]
+    if report.blocking:
+        body.append(f'<h2 id="blocking">{escape(blocking_title)}</h2>')
+        body += [_check_block(c, len(report.machines)) for c in report.blocking]
+    if report.warned:
+        body.append(f'<h2 id="warnings">{escape(warned_title)}</h2>')
+        body += [_check_block(c, len(report.machines)) for c in report.warned]
+    if report.superseded:
+        body.append(f'<h2 id="superseded">{escape(superseded_title)}</h2>')
+        body.append(_superseded_list(report))
     if report.skipped:
         body.append(f'<h2 id="skipped">{escape(skipped_title)}</h2>')
         body.append(_skipped_list(report))

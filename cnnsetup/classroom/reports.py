@@ -123,15 +123,21 @@ def read_all(paths: Iterable[Union[str, Path]]) -> tuple[list[ReportFile], list[
     """Read every report under `paths`: (reports, skipped files), each in the order found."""
     reports: list[ReportFile] = []
     skipped: list[Skipped] = []
-    seen: set[str] = set()
+    seen: set[object] = set()
     for path, exists in find_files(paths):
         if not exists:
             skipped.append(Skipped(path, NOT_FOUND))
             continue
-        real = os.path.realpath(path)
-        if real in seen:  # the same file named twice (a folder and a file inside it)
+        try:  # the same file named twice (a folder and a file inside it) is read once
+            stat = os.stat(path)
+            # Some network file systems on Windows report no file number (0).
+            identity: object = (stat.st_dev, stat.st_ino) if stat.st_ino else \
+                os.path.realpath(path)
+        except OSError:  # a dangling link: read_file says why
+            identity = os.path.realpath(path)
+        if identity in seen:
             continue
-        seen.add(real)
+        seen.add(identity)
         result = read_file(path)
         (skipped if isinstance(result, Skipped) else reports).append(result)
     return reports, skipped

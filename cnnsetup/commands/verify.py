@@ -10,6 +10,7 @@ from typing import Optional
 import click
 
 from cnnsetup.commands.base import command, json_option, option
+from cnnsetup.commands.report import student_option
 from cnnsetup.i18n import N_, _
 from cnnsetup.render import ProgressLine, echo, print_json, style
 
@@ -33,10 +34,12 @@ from cnnsetup.render import ProgressLine, echo, print_json, style
         help=N_("Time limit in seconds for each training run."))
 @option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help=N_("Also write the JSON report to this file (for `cnnsetup report`)."))
+@student_option
 @json_option
 def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int], timeout: float,
-           report_path: Optional[Path], as_json: bool) -> int:
+           report_path: Optional[Path], student: Optional[str], as_json: bool) -> int:
     from cnnsetup.machine.verify import VerifyOptions, current_mirrors, run_verify
+    from cnnsetup.report_schema import with_student
 
     options = VerifyOptions(device=device, epochs=epochs, seed=seed, ddp=ddp, timeout=timeout)
     progress = None if as_json or not _is_terminal(sys.stderr) else ProgressLine()
@@ -45,7 +48,7 @@ def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int], ti
     result = run_verify(options, on_event=progress.event if progress else None)
     if progress:
         progress.close()
-    report = result.to_json(mirror=current_mirrors())
+    report = with_student(result.to_json(mirror=current_mirrors()), student)
     if report_path is not None:
         from cnnsetup.report_schema import write_report
 
