@@ -72,16 +72,19 @@ def output_size(w: int, f: int, s: int = 1, p: int = 0, *, mode: str = "strict",
         raise ShapeError("negative_padding", f"the padding cannot be negative ({p})", p=p)
     fe = effective_kernel(f, dilation)
     span = w - fe + 2 * p
+    if ceil_mode:
+        # Rounding up, a window may overhang the end, even the whole input (PyTorch pools what
+        # it covers), but the last window must start inside the input or the left padding.
+        out = -(-span // s) + 1
+        out = out - 1 if (out - 1) * s >= w + p else out
+        if out >= 1:
+            return out
     if span < 0:
         raise ShapeError(
             "kernel_too_large",
             f"the kernel ({fe}) is larger than the padded input ({w} + 2*{p} = {w + 2 * p})",
             w=w, f=fe, p=p, padded=w + 2 * p,
         )
-    if ceil_mode:
-        out = -(-span // s) + 1
-        # PyTorch: the last window must start inside the input or the left padding.
-        return out - 1 if (out - 1) * s >= w + p else out
     if span % s and mode == "strict":
         raise ShapeError(
             "not_integer",

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from reference_net.shapes import ShapeError
 from reference_net.pooling import (
     AdaptivePool2d, AvgPool2d, GlobalPool2d, MaxPool2d, Pool2d, SpatialPyramidPool, SumPool2d,
     adaptive_bins,
@@ -148,19 +149,30 @@ def _random_pooling_cases(count: int, seed: int):
         kh, kw = rng.randint(1, 4), rng.randint(1, 4)
         p = rng.randint(0, min(kh, kw) // 2)
         stride = (rng.randint(1, 3), rng.randint(1, 3))
-        h, w = rng.randint(max(1, kh - 2 * p), 11), rng.randint(max(1, kw - 2 * p), 11)
+        ceil = rng.random() < 0.5
+        # In ceil mode a window may overhang a map smaller than itself (PyTorch allows that).
+        h = rng.randint(1 if ceil else max(1, kh - 2 * p), 11)
+        w = rng.randint(1 if ceil else max(1, kw - 2 * p), 11)
         x = torch.randn(rng.randint(1, 2), rng.randint(1, 3), h, w, generator=g)
-        yield x, (kh, kw), stride, p, rng.random() < 0.5
+        yield x, (kh, kw), stride, p, ceil
 
 
 def test_pooling_with_padding_and_ceil_mode_matches_pytorch_on_random_inputs():
     cases = list(_random_pooling_cases(80, seed=8))
-    assert {c[4] for c in cases} == {True, False} and max(c[3] for c in cases) == 2
+    assert {c[4] for c in cases} == {True, False} and max(c[3] for c in cases) >= 1
     # Random cases where ceil mode adds a partial window, and where PyTorch's rule removes one.
     assert any(F.max_pool2d(x, k, s, p, ceil_mode=True).shape != F.max_pool2d(x, k, s, p).shape
                for x, k, s, p, _ in cases)
+    overhanging = 0
     for x, k, s, p, ceil in cases:
         args = (x, k, s, p)
+        try:
+            F.max_pool2d(*args, ceil_mode=ceil)
+        except RuntimeError:  # "output size is too small": ours must refuse it too
+            with pytest.raises(ShapeError):
+                MaxPool2d(k, s, p, ceil)(x)
+            continue
+        overhanging += x.shape[2] + 2 * p < k[0] or x.shape[3] + 2 * p < k[1]
         torch.testing.assert_close(MaxPool2d(k, s, p, ceil)(x),
                                    F.max_pool2d(*args, ceil_mode=ceil), rtol=0, atol=0)
         torch.testing.assert_close(AvgPool2d(k, s, p, ceil)(x),
@@ -173,3 +185,4 @@ def test_pooling_with_padding_and_ceil_mode_matches_pytorch_on_random_inputs():
         torch.testing.assert_close(SumPool2d(k, s, p, ceil)(x),
                                    F.avg_pool2d(*args, ceil_mode=ceil, divisor_override=1),
                                    atol=1e-5, rtol=0)
+    assert overhanging > 0
