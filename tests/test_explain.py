@@ -254,3 +254,28 @@ def test_explain_speaks_chinese(invoke):
     assert result.exit_code == 0
     assert "感受野" in result.stdout
     assert "x[:,:,0]" in invoke("--lang", "zh", "explain", "--demo").stdout
+
+
+def test_every_new_explain_message_is_in_the_chinese_catalog():
+    from cnnsetup.i18n import UNTRANSLATED_MARK
+
+    commands = [
+        ["explain", "--demo"],
+        ["explain", "--help"],
+        ["explain", "--net", "conv(4,3x2,d=2,p=1),relu,maxpool(2,p=1,ceil),gsp,fc(2)",
+         "--input", "9x9x3"],
+        ["explain", "--net", "conv(4,3),maxpool(2),fc(2)", "--input", "9x9x1"],
+        ["explain", "--net", "conv(4,3),spp(9)", "--input", "9x9x1"],
+        ["explain", "--net", "relu(3)", "--input", "9x9x1"],
+        ["explain", "--net", "maxpol(3", "--input", "9x9x1"],
+        ["explain", "--input", "9x7x2", "--kernel", "3x2", "--dilation", "2", "--pad", "1"],
+        ["explain", "--input", "5x5x1", "--pool", "avg", "--kernel", "2", "--pad", "1", "--ceil"],
+        ["explain", "--input", "5x5x1", "--pool", "sum", "--kernel", "2"],
+        ["explain", "--input", "4x4x1", "--pool", "max", "--kernel", "5"],
+        ["explain", "--input", "0x0x3", "--kernel", "3"],
+    ]
+    for args in commands:
+        done = run_cnnsetup("--lang", "zh", *args, env={"CNNSETUP_I18N_CHECK": "1"})
+        output = done.stdout + done.stderr
+        assert done.returncode in (0, 1, 2) and "Traceback" not in output, (args, output)
+        assert UNTRANSLATED_MARK not in output, (args, output)

@@ -156,7 +156,8 @@ def test_spp_length_matches_the_module_on_any_input_size():
 
 def test_shapes_config_and_smoke_import_without_torch():
     code = ("import sys; import reference_net, reference_net.shapes, reference_net.config, "
-            "reference_net.smoke; assert 'torch' not in sys.modules, 'torch was imported'")
+            "reference_net.smoke, reference_net.netspec, reference_net.demo; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -101,8 +101,7 @@ def _impossible(reason: str, v: dict, pool: bool) -> str:
 def layer_error(error: LayerError) -> CnnsetupError:
     """A layer of a --net network that cannot work, named by its number and its text."""
     inner = shape_error(error.error, pool=error.layer.pool != "",
-                        ceil_option=_("ceil in the layer ({example})").format(
-                            example=error.layer.kind + "(..., ceil)"))
+                        ceil_option=error.layer.kind + "(..., ceil)")
     inner.message = _("Layer {number} ({layer}): {message}").format(
         number=error.index + 1, layer=error.layer.text, message=inner.message)
     return inner
@@ -128,9 +127,11 @@ def spec_error(error: SpecError, text: str) -> CnnsetupError:
         message = _("Expected {expected}, found {found}.").format(
             expected=_expected(v["expected"]), found=found)
     elif reason == "unknown_layer":
-        message = _("No layer is called {name}.").format(name=v["name"])
         if v["suggestion"]:
-            message += " " + _("Did you mean {suggestion}?").format(suggestion=v["suggestion"])
+            message = _("No layer is called {name}. Did you mean {suggestion}?").format(
+                name=v["name"], suggestion=v["suggestion"])
+        else:
+            message = _("No layer is called {name}.").format(name=v["name"])
     elif reason == "unknown_argument":
         message = _("{layer} has no argument {name} (it takes: {allowed}).").format(
             layer=v["layer"], name=v["name"], allowed=v["allowed"] or _("numbers only"))
