@@ -15,7 +15,7 @@ The layers, with PyTorch's defaults:
     gap | gmp | gsp                      global average / max / sum pooling: 1 x 1 x C
     adaptive(H[xW][, max])               nn.AdaptiveAvgPool2d (or max, or sum)
     spp(L1, L2, ...)                     spatial pyramid (max) pooling: C * sum(L*L) numbers
-    fc(N)                                nn.Linear(n_in, N), after a flatten when the map is not flat
+    fc(N)                                nn.Linear(n_in, N), flattening a map first
 
 `parse` raises SpecError (with the character position) for text that is not a network;
 `summarize` raises LayerError (with the layer and a ShapeError) for a network that cannot be

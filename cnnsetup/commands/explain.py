@@ -176,8 +176,9 @@ def _usage(message: str) -> UsageError:
 
 
 def _pool(input_shape, kind, kernel, stride, pad, mode, ceil_mode, as_json, conv_only) -> int:
-    for name in conv_only:
-        raise _usage(_("{option} applies to a CONV layer, not to pooling.").format(option=name))
+    if conv_only:
+        raise _usage(_("{option} applies to a CONV layer, not to pooling.").format(
+            option=conv_only[0]))
     try:
         step = shapes.explain_pool(input_shape, kind, kernel, stride, mode=mode,
                                    padding=pad or 0, ceil_mode=ceil_mode)
