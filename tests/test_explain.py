@@ -137,6 +137,10 @@ def test_a_pooling_window_too_large_is_called_a_window_and_padding_is_limited_to
     assert "pooling window of 2" in result.stderr
     assert "--floor" in result.stderr and "(output 2)" in result.stderr
     assert "--ceil" in result.stderr and "(output 3)" in result.stderr
+    # Padded by 1, rounding up adds no window (it would start in the right padding): not offered.
+    result = invoke("explain", "--input", "5x5x1", "--pool", "max", "--kernel", "2", "--pad", "1")
+    assert result.exit_code == 1 and "(output 3)" in result.stderr
+    assert "--ceil" not in result.stderr
 
 
 def test_pooling_with_padding_and_ceil_mode_matches_nn_maxpool2d(invoke):

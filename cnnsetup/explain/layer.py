@@ -185,8 +185,8 @@ def render_pool(step: PoolExplanation) -> None:
     if p == 0:
         padded = _("none: the input is used as it is")
     else:
-        padded = ngettext("{pad} pixel on each side", "{pad} pixels on each side", p).format(
-            pad=p) + " " + _(_POOL_PADDING[step.kind])
+        padded = ngettext("{pad} pixel on each side {why}", "{pad} pixels on each side {why}",
+                          p).format(pad=p, why=_(_POOL_PADDING[step.kind]))
     rows = [
         (_("Input (H x W x C)"), shape_text(step.input_shape)),
         (_("Pooling"), _(_POOL_NAMES[step.kind])),

@@ -44,13 +44,15 @@ def shape_error(error: ShapeError, *, pool: bool = False, floor_option: str = "-
             message = _("The output size {formula} = {filled} = {value} is not a whole number: a "
                         "pooling window of {kernel} moving {stride} at a time does not fit the "
                         "input evenly.")
-            hint = _("Choose a stride and padding for which S divides W - F + 2P (here {span}), "
-                     "add {option} to drop the remainder as PyTorch does (output {floor}), or "
-                     "{ceil_option} to pool the partial window too (output {ceil}).")
         else:
             message = _("The output size {formula} = {filled} = {value} is not a whole number: a "
                         "kernel of {kernel} moving {stride} at a time does not fit the input "
                         "evenly.")
+        if pool and v["ceil"] != v["floor"]:
+            hint = _("Choose a stride and padding for which S divides W - F + 2P (here {span}), "
+                     "add {option} to drop the remainder as PyTorch does (output {floor}), or "
+                     "{ceil_option} to pool the partial window too (output {ceil}).")
+        else:  # rounding up would add no window: only flooring is offered
             hint = _("Choose a stride and padding for which S divides W - F + 2P (here {span}), "
                      "or add {option} to drop the remainder as PyTorch does (output {floor}).")
         return coded(CnnsetupError(
