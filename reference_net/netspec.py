@@ -100,17 +100,19 @@ class _Token:
 
 
 _TIMES = "xX*\u00d7"
+# Full-width punctuation, as a Chinese input method types it, read as its ASCII twin.
+_FULL_WIDTH = {"\uff08": "(", "\uff09": ")", "\uff0c": ",", "\uff1d": "="}
 
 
 def _tokens(text: str) -> list[_Token]:
     out: list[_Token] = []
     i = 0
     while i < len(text):
-        ch = text[i]
+        ch = _FULL_WIDTH.get(text[i], text[i])
         if ch.isspace():
             i += 1
         elif ch in "(),=":
-            out.append(_Token(ch, ch, i, ch))
+            out.append(_Token(ch, ch, i, text[i]))
             i += 1
         elif ch.isdigit() or (ch == "-" and i + 1 < len(text) and text[i + 1].isdigit()):
             start = i

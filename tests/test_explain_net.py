@@ -154,6 +154,14 @@ def test_random_networks_match_a_pytorch_model_built_from_the_same_layers(invoke
                     "adaptive", "spp", "fc", "ceil", "dilation", "HxW"}, seen
 
 
+def test_full_width_punctuation_from_a_chinese_input_method_is_read_as_ascii(invoke):
+    typed = _net(invoke, "conv\uff0816\uff0c3\uff0cp\uff1d1\uff09\uff0crelu", (8, 8, 3))
+    plain = _net(invoke, "conv(16,3,p=1),relu", (8, 8, 3))
+    assert [row["output_shape"] for row in typed["layers"]] == \
+        [row["output_shape"] for row in plain["layers"]]
+    assert typed["total_params"] == plain["total_params"] == 448
+
+
 def test_a_flatten_row_stands_before_the_first_fc_of_a_map(invoke):
     data = _net(invoke, "conv(4,3),relu,fc(10),relu,fc(2)", (8, 8, 1))
     kinds = [row["kind"] for row in data["layers"]]
