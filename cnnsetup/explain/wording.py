@@ -12,6 +12,7 @@ from fractions import Fraction
 
 from cnnsetup.errors import CnnsetupError, UsageError
 from cnnsetup.i18n import N_, _, ngettext
+from cnnsetup.render import width
 from reference_net import shapes
 from reference_net.netspec import LayerError, SpecError
 from reference_net.shapes import ShapeError
@@ -156,7 +157,8 @@ def spec_error(error: SpecError, text: str) -> CnnsetupError:
             layer=v["layer"], name=v["name"])
     where = _("Cannot read the network at character {position}: {message}").format(
         position=error.position + 1, message=message)
-    caret = "  " + text + "\n  " + " " * error.position + "^"
+    # The caret sits under the character: a full-width one takes two columns before it.
+    caret = "  " + text + "\n  " + " " * width(text[:error.position]) + "^"
     return coded(UsageError(where + "\n" + caret,
                             hint=_("Layers: {layers}").format(layers=GRAMMAR)),
                  f"explain.spec.{reason}")
