@@ -3,7 +3,8 @@
 The definition a course gives: pad the input (zeros, or a mirror image of the border); slide each
 F x F x C filter over it, S pixels at a time; at every position multiply the window and the filter
 element by element, sum over the window and over all channels, and add the filter's bias. Each of
-the K filters makes one feature map, so the output has K channels.
+the K filters makes one feature map, so the output has K channels. A filter may be Kh x Kw (not
+square), and with dilation D its taps are D pixels apart, so it spans D*(F - 1) + 1 pixels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from reference_net.demo import cs231n_demo
 from reference_net.shapes import check_padding, conv_params, output_size
 
 PADDING_MODES = ("zeros", "reflect")
@@ -43,10 +45,12 @@ def pad2d(x: torch.Tensor, p: int, mode: str = "zeros") -> torch.Tensor:
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-           stride: int = 1, padding: int = 0, padding_mode: str = "zeros") -> torch.Tensor:
-    """Convolution by definition. x: (N, C, H, W) or (C, H, W); weight: (K, C, F, F); bias: (K,).
+           stride: int = 1, padding: int = 0, padding_mode: str = "zeros", dilation: int = 1
+           ) -> torch.Tensor:
+    """Convolution by definition. x: (N, C, H, W) or (C, H, W); weight: (K, C, Kh, Kw); bias: (K,).
 
-    Returns (N, K, H_out, W_out) (or (K, H_out, W_out)) with H_out = (H - F + 2P) // S + 1."""
+    Returns (N, K, H_out, W_out) (or (K, H_out, W_out)) with
+    H_out = (H - D*(Kh - 1) - 1 + 2P) // S + 1, likewise W_out with Kw."""
     single = x.dim() == 3
     if single:
         x = x.unsqueeze(0)
@@ -55,12 +59,15 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if c != c_w:
         raise ValueError(f"the input has {c} channels but each filter has {c_w}")
     xp = pad2d(x, padding, padding_mode)
-    out_h = output_size(xp.shape[-2], fh, stride, 0, mode="floor")
-    out_w = output_size(xp.shape[-1], fw, stride, 0, mode="floor")
+    d = dilation
+    out_h = output_size(xp.shape[-2], fh, stride, 0, mode="floor", dilation=d)
+    out_w = output_size(xp.shape[-1], fw, stride, 0, mode="floor", dilation=d)
     out = x.new_zeros(n, k, out_h, out_w)
     for i in range(out_h):
         for j in range(out_w):
-            window = xp[:, :, i * stride:i * stride + fh, j * stride:j * stride + fw]  # N,C,F,F
+            # The Kh x Kw taps of the window, D apart: rows i*S, i*S + D, ..., i*S + D*(Kh - 1).
+            window = xp[:, :, i * stride:i * stride + d * (fh - 1) + 1:d,
+                        j * stride:j * stride + d * (fw - 1) + 1:d]  # N,C,Kh,Kw
             # Every filter times the window, element by element, summed over channels and window.
             out[:, :, i, j] = (window.unsqueeze(1) * weight).sum(dim=(2, 3, 4))
     if bias is not None:
@@ -69,11 +76,13 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 def torch_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                 stride: int = 1, padding: int = 0, padding_mode: str = "zeros") -> torch.Tensor:
+                 stride: int = 1, padding: int = 0, padding_mode: str = "zeros",
+                 dilation: int = 1) -> torch.Tensor:
     """The same through PyTorch: F.conv2d (reflect padding via F.pad, as nn.Conv2d does)."""
     if padding_mode == "reflect" and padding:
-        return F.conv2d(F.pad(x, (padding,) * 4, mode="reflect"), weight, bias, stride)
-    return F.conv2d(x, weight, bias, stride, padding)
+        return F.conv2d(F.pad(x, (padding,) * 4, mode="reflect"), weight, bias, stride,
+                        dilation=dilation)
+    return F.conv2d(x, weight, bias, stride, padding, dilation)
 
 
 @dataclass
@@ -91,13 +100,14 @@ class WorkedExample:
 
 def cs231n_example(seed: int = 0) -> WorkedExample:
     """The demo with small integers (inputs 0..2, weights -1..1) drawn from `seed`, as on the
-    course page, so every output can be checked by hand."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 3, (3, 5, 5), generator=g).float()
-    weight = torch.randint(-1, 2, (2, 3, 3, 3), generator=g).float()
-    bias = torch.tensor([1.0, 0.0])
-    output = conv2d(x, weight, bias, stride=2, padding=1)
-    return WorkedExample(x, weight, bias, 2, 1, output, conv_params(3, 3, 2))
+    course page, so every output can be checked by hand: the same numbers as
+    `cnnsetup explain --demo --seed SEED` (reference_net.demo), convolved here with tensors."""
+    demo = cs231n_demo(seed)
+    x = torch.tensor(demo.input, dtype=torch.float32)
+    weight = torch.tensor(demo.weights, dtype=torch.float32)
+    bias = torch.tensor(demo.bias, dtype=torch.float32)
+    output = conv2d(x, weight, bias, stride=demo.stride, padding=demo.padding)
+    return WorkedExample(x, weight, bias, demo.stride, demo.padding, output, conv_params(3, 3, 2))
 
 
 @dataclass(frozen=True)
@@ -114,22 +124,32 @@ class ConvCase:
     padding: int
     padding_mode: str
     bias: bool
+    kernel_width: int | None = None  # None: a square kernel (kernel x kernel)
+    dilation: int = 1
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return (self.kernel, self.kernel if self.kernel_width is None else self.kernel_width)
 
 
 def random_cases(count: int, seed: int = 0) -> list[ConvCase]:
     """`count` valid configurations: several channels and filters, strides 1-3, zero and reflect
-    padding 0-2, with and without bias. The first is the CS231n demo's."""
+    padding 0-2, square and Kh x Kw kernels, dilation 1-3, with and without bias. The first is
+    the CS231n demo's."""
     rng = random.Random(seed)
     cases = [ConvCase(1, 3, 2, 5, 5, 3, 2, 1, "zeros", True)]
     while len(cases) < count:
         kernel, padding = rng.randint(1, 4), rng.randint(0, 2)
+        kernel_width = rng.randint(1, 4) if rng.random() < 0.4 else None
+        dilation = rng.choice((1, 1, 2, 3))
+        span = dilation * (max(kernel, kernel_width or kernel) - 1) + 1
         mode = rng.choice(PADDING_MODES)
-        low = max(kernel - 2 * padding, padding + 1 if mode == "reflect" else 1, 1)
+        low = max(span - 2 * padding, padding + 1 if mode == "reflect" else 1, 1)
         cases.append(ConvCase(
             n=rng.randint(1, 3), channels=rng.randint(1, 4), filters=rng.randint(1, 4),
-            height=rng.randint(low, 9), width=rng.randint(low, 9), kernel=kernel,
+            height=rng.randint(low, low + 8), width=rng.randint(low, low + 8), kernel=kernel,
             stride=rng.randint(1, 3), padding=padding, padding_mode=mode,
-            bias=rng.random() < 0.75,
+            bias=rng.random() < 0.75, kernel_width=kernel_width, dilation=dilation,
         ))
     return cases[:count]
 
@@ -146,12 +166,12 @@ def check_against_torch(device: str = "cpu", cases: int = 20, seed: int = 0) -> 
     worst = 0.0
     for case in random_cases(cases, seed):
         x = torch.randn(case.n, case.channels, case.height, case.width, generator=g, dtype=dtype)
-        w = torch.randn(case.filters, case.channels, case.kernel, case.kernel, generator=g,
-                        dtype=dtype)
+        w = torch.randn(case.filters, case.channels, *case.kernel_size, generator=g, dtype=dtype)
         b = torch.randn(case.filters, generator=g, dtype=dtype) if case.bias else None
         x, w = x.to(device), w.to(device)
         b = b.to(device) if b is not None else None
-        ours = conv2d(x, w, b, case.stride, case.padding, case.padding_mode)
-        theirs = torch_conv2d(x, w, b, case.stride, case.padding, case.padding_mode)
+        ours = conv2d(x, w, b, case.stride, case.padding, case.padding_mode, case.dilation)
+        theirs = torch_conv2d(x, w, b, case.stride, case.padding, case.padding_mode,
+                              case.dilation)
         worst = max(worst, (ours - theirs).abs().max().item())
     return worst

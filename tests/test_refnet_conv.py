@@ -25,18 +25,22 @@ def test_conv2d_agrees_with_pytorch_to_1e_5_on_random_float32_cases():
     assert {c.stride for c in cases} == {1, 2, 3}
     assert max(c.channels for c in cases) > 1 and max(c.filters for c in cases) > 1
     assert {c.bias for c in cases} == {True, False}
+    assert {c.dilation for c in cases} == {1, 2, 3}
+    assert any(c.kernel_size[0] != c.kernel_size[1] for c in cases)
     for case in cases:
         x = torch.randn(case.n, case.channels, case.height, case.width, generator=g)
-        w = torch.randn(case.filters, case.channels, case.kernel, case.kernel, generator=g)
+        w = torch.randn(case.filters, case.channels, *case.kernel_size, generator=g)
         b = torch.randn(case.filters, generator=g) if case.bias else None
-        layer = nn.Conv2d(case.channels, case.filters, case.kernel, stride=case.stride,
-                          padding=case.padding, padding_mode=case.padding_mode, bias=case.bias)
+        layer = nn.Conv2d(case.channels, case.filters, case.kernel_size, stride=case.stride,
+                          padding=case.padding, padding_mode=case.padding_mode, bias=case.bias,
+                          dilation=case.dilation)
         with torch.no_grad():
             layer.weight.copy_(w)
             if b is not None:
                 layer.bias.copy_(b)
             expected = layer(x)
-        ours = conv2d(x, w, b, case.stride, case.padding, case.padding_mode)
+        ours = conv2d(x, w, b, case.stride, case.padding, case.padding_mode,
+                      dilation=case.dilation)
         assert ours.shape == expected.shape, case
         torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
 
@@ -55,6 +59,24 @@ def test_one_output_is_the_window_times_the_filter_summed_over_channels_plus_bia
             for j in range(3):
                 total += float(padded[c, 2 + i, 4 + j]) * float(ex.weight[0, c, i, j])
     assert float(ex.output[0, 1, 2]) == total + 1.0  # bias b0 = 1
+
+
+def test_a_dilated_3x3_kernel_takes_every_other_pixel_of_a_5x5_window():
+    x = torch.arange(25.0).view(1, 1, 5, 5)
+    weight = torch.zeros(1, 1, 3, 3)
+    weight[0, 0, 2, 2] = 1.0  # picks the window's bottom-right tap
+    out = conv2d(x, weight, dilation=2)
+    assert out.shape == (1, 1, 1, 1) and out.item() == 24.0  # the tap at (4, 4), not (2, 2)
+
+
+def test_the_cs231n_example_has_the_numbers_explain_demo_prints():
+    from reference_net.demo import cs231n_demo
+
+    for seed in (0, 5):
+        demo = cs231n_demo(seed)
+        ex = cs231n_example(seed)
+        assert ex.x.tolist() == demo.input and ex.weight.tolist() == demo.weights
+        assert ex.output.tolist() == demo.output
 
 
 def test_the_cs231n_demo_is_5x5x3_in_3x3x2_out_with_56_parameters():

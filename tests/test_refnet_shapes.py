@@ -156,7 +156,75 @@ def test_spp_length_matches_the_module_on_any_input_size():
 
 def test_shapes_config_and_smoke_import_without_torch():
     code = ("import sys; import reference_net, reference_net.shapes, reference_net.config, "
-            "reference_net.smoke; assert 'torch' not in sys.modules, 'torch was imported'")
+            "reference_net.smoke, reference_net.netspec, reference_net.demo; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_output_size_with_dilation_and_non_square_kernels_matches_conv2d():
+    rng = random.Random(6)
+    for _ in range(60):
+        kh, kw, d = rng.randint(1, 4), rng.randint(1, 4), rng.randint(1, 3)
+        s, p = rng.randint(1, 3), rng.randint(0, 2)
+        h = rng.randint(max(1, d * (kh - 1) + 1 - 2 * p), 20)
+        w = rng.randint(max(1, d * (kw - 1) + 1 - 2 * p), 20)
+        out = nn.Conv2d(1, 1, (kh, kw), stride=s, padding=p, dilation=d)(torch.zeros(1, 1, h, w))
+        assert out.shape[-2:] == (output_size(h, kh, s, p, mode="floor", dilation=d),
+                                  output_size(w, kw, s, p, mode="floor", dilation=d))
+    with pytest.raises(ShapeError) as caught:  # 3 taps 2 apart span 5 pixels: 4 is too small
+        output_size(4, 3, 1, 0, mode="floor", dilation=2)
+    assert caught.value.reason == "kernel_too_large" and caught.value.values["f"] == 5
+
+
+def test_ceil_mode_output_size_matches_max_pool2d_including_the_last_window_rule():
+    rng = random.Random(7)
+    rule_applied = 0
+    for _ in range(300):
+        f, s = rng.randint(1, 5), rng.randint(1, 4)
+        p = rng.randint(0, f // 2)
+        w = rng.randint(max(1, f - 2 * p), 16)
+        expected = nn.MaxPool2d(f, s, p, ceil_mode=True)(torch.zeros(1, 1, w, w)).shape[-1]
+        assert output_size(w, f, s, p, mode="strict", ceil_mode=True) == expected, (w, f, s, p)
+        rule_applied += -(-(w - f + 2 * p) // s) + 1 != expected  # plain rounding up is wrong
+    assert rule_applied > 0
+
+
+def test_pooling_padding_may_be_at_most_half_the_window_as_in_pytorch():
+    for f in range(1, 6):
+        for p in range(0, 4):
+            try:
+                nn.MaxPool2d(f, 1, p)(torch.zeros(1, 1, 9, 9))
+                allowed = True
+            except RuntimeError:
+                allowed = False
+            try:
+                shapes.check_pool_padding(f, p)
+                ours = True
+            except ShapeError as error:
+                assert error.reason == "pool_padding_too_large"
+                ours = False
+            assert ours == allowed, (f, p)
+
+
+def test_a_non_square_dilated_conv_layer_is_worked_through_like_nn_conv2d():
+    step = shapes.explain_conv((11, 9, 4), (3, 2), 2, 1, 5, dilation=2, mode="floor")
+    layer = nn.Conv2d(4, 5, (3, 2), stride=2, padding=1, dilation=2)
+    out = layer(torch.zeros(1, 4, 11, 9))
+    assert step.output_shape == (out.shape[2], out.shape[3], out.shape[1])
+    assert step.params == sum(p.numel() for p in layer.parameters())
+    assert step.macs == out[0].numel() * 4 * 3 * 2
+    assert step.effective_kernel == (5, 3)
+
+
+def test_a_pooling_layer_with_padding_and_ceil_mode_is_worked_through_like_nn_maxpool2d():
+    step = shapes.explain_pool((10, 7, 3), "max", (3, 2), 2, padding=1, ceil_mode=True)
+    out = nn.MaxPool2d((3, 2), 2, 1, ceil_mode=True)(torch.zeros(1, 3, 10, 7))
+    assert step.output_shape == (out.shape[2], out.shape[3], 3)
+
+
+def test_macs_and_activation_memory_by_the_course_formulas():
+    assert shapes.conv_macs((3, 3), 3, 2, 3) == 3 * 3 * 2 * 27 == 486
+    assert shapes.fc_macs(4096, 1000) == 4096000
+    assert shapes.activation_bytes((224, 224, 64)) == 224 * 224 * 64 * 4  # VGG's first CONV
