@@ -82,7 +82,7 @@ def test_pip_follows_the_mirror_and_restore_pip_brings_back_the_exact_value(
     result = invoke("mirror", "restore", "--pip")
     assert result.exit_code == 0, result.output
     assert pip.get_index_url() == "https://pypi.example.edu/simple"
-    assert not condarc_file.pip_record_path(isolated_home / ".condarc").exists()
+    assert not pip.record_path(isolated_home / ".condarc").exists()
 
 
 def test_restore_without_pip_leaves_pip_and_says_how_to_undo_it(invoke, isolated_home,

@@ -223,7 +223,13 @@ def _switch_pip(mirror: registry.Mirror, condarc: Path, say) -> tuple[str, bool]
     except CnnsetupError as error:
         say("  " + _("pip was not changed: {error}").format(error=error.message))
         return _("pip unchanged"), False
-    return _("pip uses {url}").format(url=change.current or "https://pypi.org/simple"), True
+    if not change.in_effect:
+        say("  " + _("pip's user file now names {url}, but pip install will keep using "
+                     "{effective} (set by {source}) until that is changed.").format(
+            url=change.current or pip.PYPI, effective=change.effective,
+            source=change.effective_source))
+        return _("pip uses {url}").format(url=change.effective), False
+    return _("pip uses {url}").format(url=change.current or pip.PYPI), True
 
 
 def miniconda_url(mirror: registry.Mirror, platform: str = sys.platform) -> str:

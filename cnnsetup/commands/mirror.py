@@ -226,10 +226,10 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
         if probes is not None:
             payload["probes"] = probes
         print_json(payload)
-        return 1 if pip_error else 0
+        return 1 if pip_error or (pip_change is not None and not pip_change.in_effect) else 0
     _show_switch(result, no_clean)
     if with_pip and pip_error is None:
-        _show_pip(pip_change, mirror_obj.pypi, dry_run)
+        _show_pip(pip_change, None if mirror_obj.is_official else mirror_obj.pypi, dry_run)
     if report is not None:
         for level, text in report.lines():  # one block, on stdout, in order
             colour = {"ok": "green", "warn": "yellow"}.get(level)
@@ -238,38 +238,42 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
         echo(_("Error: {message}").format(message=_("pip was not changed: {error}").format(
             error=pip_error)), err=True)
         return 1
-    return 0
+    return 1 if pip_change is not None and not pip_change.in_effect else 0
 
 
 def _pip_json(change, url: Optional[str]) -> Optional[dict]:
     if url is None:
         return None
     if change is None:
-        return {"index_url": url, "changed": None, "previous": None, "overrides": []}
-    return {
-        "index_url": change.current,
-        "changed": change.changed,
-        "previous": change.previous,
-        "user_file": change.user_file,
-        "overrides": [{"where": o.where, "value": o.value, "wins": o.wins} for o in change.overrides],
-    }
+        return {"index_url": url, "changed": None, "previous": None, "in_effect": None,
+                "overrides": []}
+    payload = change.to_dict()
+    payload["index_url"] = change.current
+    return payload
 
 
-def _show_pip(change, url: str, dry_run: bool) -> None:
+def _show_pip(change, url: Optional[str], dry_run: bool) -> None:
+    from cnnsetup.mirror import pip
+
     if dry_run:
-        echo(_("Would then run: {command}").format(
-            command=f"python -m pip config --user set global.index-url {url}"))
+        echo(pip.planned_change(url))
         return
-    if change.changed:
+    shown = change.current or pip.PYPI
+    if not change.in_effect:
+        # The user file says the mirror, but pip install will not use it: say what it uses.
+        echo(style(_("pip's user file now names {url}, but pip install will keep using "
+                     "{effective} (set by {source}) until that is changed.").format(
+            url=shown, effective=change.effective, source=change.effective_source),
+            fg="yellow"))
+    elif change.changed:
         echo(_("pip now uses {url} (was: {previous}).").format(
-            url=change.current or "https://pypi.org/simple", previous=change.previous or "PyPI"))
+            url=shown, previous=change.previous or "PyPI"))
     else:
-        echo(_("pip already uses {url}.").format(url=change.current or "https://pypi.org/simple"))
+        echo(_("pip already uses {url}.").format(url=shown))
     for override in change.overrides:
         if override.wins:
-            echo(style(_("Warning: {where} sets pip's index to {value}, which wins over the "
-                         "user file.").format(where=override.where, value=override.value),
-                       fg="yellow"), err=True)
+            echo(style(_("Warning: {text}").format(text=override.describe()), fg="yellow"),
+                 err=True)
 
 
 def _switch_json(result: SwitchResult) -> dict:
@@ -352,23 +356,19 @@ def _colour_diff(diff: str) -> str:
     "Also put back pip's index-url as it was before cnnsetup changed it."))
 @json_option
 def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_json: bool) -> int:
+    from cnnsetup.mirror import pip
+
     target = _target(condarc)
-    pip_record = condarc_file.load_pip_record(target) if with_pip else None
+    has_pip_record = pip.load_record(target) is not None
     has_backup = condarc_file.load_backup(target) is not None
-    if with_pip and pip_record is None and not has_backup:
+    if with_pip and not has_pip_record and not has_backup:
         raise CnnsetupError(_("There is no cnnsetup backup for {path} nor for pip: nothing to "
                               "restore.").format(path=target))
     result = restore(target, force=force) if (has_backup or not with_pip) else None
-    pip_change = None
-    if pip_record is not None:
-        from cnnsetup.mirror import pip
-
-        pip_change = pip.restore(pip_record.get("previous"))
-        condarc_file.drop_pip_record(target)
+    pip_restore = pip.restore_backup(target, force=force) if with_pip and has_pip_record else None
     if as_json:
         payload = _restore_json(result) if result else {"condarc": str(target), "restored": False}
-        payload["pip"] = ({"restored": True, "index_url": pip_change.current}
-                          if pip_change else None)
+        payload["pip"] = pip_restore.to_dict() if pip_restore else None
         print_json(payload)
         return 0
     if result is not None:
@@ -381,12 +381,18 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_jso
             echo(_("The edited file is kept as {path}.").format(path=result.kept_aside))
         echo(_("Run `{command}` so conda forgets the mirror's index.").format(
             command="conda clean -i"))
-    if pip_change is not None:
-        echo(_("pip's index-url is back to {url}.").format(
-            url=pip_change.current or "https://pypi.org/simple"))
+    if pip_restore is not None:
+        if pip_restore.removed:
+            echo(_("Removed {path}: there was no such file before cnnsetup.").format(
+                path=pip_restore.path))
+        else:
+            echo(_("Restored {path} to its original bytes.").format(path=pip_restore.path))
+        if pip_restore.kept_aside:
+            echo(_("The edited file is kept as {path}.").format(path=pip_restore.kept_aside))
+        echo(_("pip's index-url is back to {url}.").format(url=pip_restore.change.effective))
     elif with_pip:
         echo(_("pip was not changed by cnnsetup; nothing to restore there."))
-    elif condarc_file.load_pip_record(target) is not None:
+    elif has_pip_record:
         echo(_("pip still uses the mirror; to undo that too: {command}").format(
             command="cnnsetup mirror restore --pip"))
     return 0
