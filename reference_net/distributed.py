@@ -206,12 +206,7 @@ def _train(args: argparse.Namespace, result: dict, rank: int, world_size: int,
     weights = flat_weights(model)
     replicas = [torch.empty_like(weights) for _ in range(world_size)]
     dist.all_gather(replicas, weights)  # across every node, through the process group
-    mine = {"rank": rank, "node_rank": result["node_rank"],
-            "local_rank": int(os.environ.get("LOCAL_RANK", "0")), "host": socket.gethostname(),
-            "val_accuracy": trained.val_accuracy, "seconds": trained.seconds,
-            "samples_per_s": trained.samples_per_s, "steps": trained.steps}
-    every: list = [None] * world_size
-    dist.all_gather_object(every, mine)
+    every = gather_ranks(rank, world_size, result["node_rank"], trained, device)
 
     identical, diff = compare_replicas(replicas)
     val_accuracy = min(r["val_accuracy"] for r in every)  # the worst replica decides
@@ -240,6 +235,33 @@ def _train(args: argparse.Namespace, result: dict, rank: int, world_size: int,
                       bench_capped=bench["capped"],
                       bench_seconds=round(time.monotonic() - started, 3))
     return result
+
+
+HOST_BYTES = 64  # a host name's share of the gathered tensor (longer names are cut)
+
+
+def gather_ranks(rank: int, world_size: int, node_rank: int, trained, device: torch.device
+                 ) -> list[dict]:
+    """Every rank's figures and host, gathered through the process group as tensors (gloo and
+    nccl alike; all_gather_object would need NumPy, which torch does not depend on)."""
+    figures = torch.tensor([rank, node_rank, int(os.environ.get("LOCAL_RANK", "0")),
+                            trained.val_accuracy, trained.seconds, trained.samples_per_s,
+                            trained.steps], dtype=torch.float64, device=device)
+    every = [torch.empty_like(figures) for _ in range(world_size)]
+    dist.all_gather(every, figures)
+    host = socket.gethostname().encode("utf-8")[:HOST_BYTES].ljust(HOST_BYTES, b"\0")
+    name = torch.tensor(list(host), dtype=torch.uint8, device=device)
+    names = [torch.empty_like(name) for _ in range(world_size)]
+    dist.all_gather(names, name)
+    rows = []
+    for row, raw in zip(every, names):
+        values = row.cpu().tolist()
+        rows.append({"rank": int(values[0]), "node_rank": int(values[1]),
+                     "local_rank": int(values[2]),
+                     "host": bytes(raw.cpu().tolist()).rstrip(b"\0").decode("utf-8", "replace"),
+                     "val_accuracy": values[3], "seconds": values[4], "samples_per_s": values[5],
+                     "steps": int(values[6])})
+    return rows
 
 
 def node_part(every: list[dict], node_rank: int) -> dict:
