@@ -47,7 +47,7 @@ def verify_node(rank: int, port: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "cnnsetup", "verify", "--device", "cpu", "--ddp", "1",
          "--nnodes", "2", "--node-rank", str(rank), "--master-addr", "127.0.0.1",
-         "--master-port", str(port), "--rdzv-timeout", "240", *extra],
+         "--master-port", str(port), "--rdzv-timeout", "240", "--timeout", "600", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env)
 
 
