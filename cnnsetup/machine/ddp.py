@@ -260,6 +260,8 @@ def _with_cluster(out: DdpResult, cluster: Cluster, nprocs: int, seed: int, thre
         if getattr(out, name) is None:
             setattr(out, name, asked)
     out.nnodes, out.rendezvous, out.slurm = cluster.nnodes, cluster.rendezvous, cluster.slurm
+    if cluster.master:  # what the nodes were told; standalone keeps the port torch picked
+        out.master = cluster.master
     if not out.ok and out.fix is None:
         out.fix = failure_fix(out, cluster)
     return out
