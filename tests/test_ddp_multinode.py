@@ -86,8 +86,11 @@ def test_a_node_that_never_comes_is_named_on_the_one_that_waited():
                      rdzv_timeout=3)
     worker = Cluster(nnodes=2, node_rank=1, master_addr="127.0.0.1", master_port=orphan,
                      rdzv_timeout=3)
-    waited, stranded = in_parallel(lambda: run_ddp(1, cluster=master, timeout_s=60),
-                                   lambda: run_ddp(1, cluster=worker, timeout_s=60))
+    c10d = Cluster(nnodes=2, rdzv_endpoint=f"127.0.0.1:{ddp.free_port()}", rdzv_timeout=3)
+    waited, stranded, joined_alone = in_parallel(
+        lambda: run_ddp(1, cluster=master, timeout_s=60),
+        lambda: run_ddp(1, cluster=worker, timeout_s=60),
+        lambda: run_ddp(1, cluster=c10d, timeout_s=60))
     assert not waited.ok and not waited.timed_out, waited.stderr_tail
     assert waited.error_kind == ddp.NODE_MISSING and waited.arrived == 1, waited.error
     assert "missing: node rank 1" in waited.error
@@ -95,6 +98,10 @@ def test_a_node_that_never_comes_is_named_on_the_one_that_waited():
     assert not stranded.ok and not stranded.timed_out, stranded.stderr_tail
     assert stranded.error_kind == ddp.MASTER_UNREACHABLE and stranded.probe == "refused"
     assert f"127.0.0.1:{orphan}" in stranded.error and stranded.fix.startswith("nc -vz")
+    # torch's c10d rendezvous: the same wait, bounded by join_timeout.
+    assert not joined_alone.ok and not joined_alone.timed_out, joined_alone.stderr_tail
+    assert joined_alone.error_kind == ddp.NODE_MISSING, joined_alone.error
+    assert "did not gather 2 nodes within 3 s" in joined_alone.error
 
 
 def test_a_slurm_job_of_two_nodes_needs_no_options():
@@ -124,3 +131,25 @@ def test_bus_bandwidth_is_nccl_tests_all_reduce_factor():
     assert bus_bandwidth(10.0, 4) == 15.0
     assert bus_bandwidth(10.0, 8) == 17.5
     assert bus_bandwidth(10.0, 1) == 0.0
+
+
+def test_a_torch_without_nccl_is_a_named_failure_with_a_fix(monkeypatch, tmp_path):
+    """Simulated (no GPU here): torch sees one CUDA device, and its build has no nccl."""
+    import torch
+
+    from cnnsetup.machine.ddp import interpret
+    from cnnsetup.run import RunResult
+    from reference_net import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(distributed.dist, "is_nccl_available", lambda: False)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.setenv(name, "1" if "SIZE" in name else "0")
+    args = distributed.parse_args(["--result", str(tmp_path / "r.json"), "--device", "cuda"])
+    written = distributed.train_and_check(args)
+    assert written["error_kind"] == ddp.BACKEND_UNAVAILABLE and "nccl" in written["error"]
+    out = interpret(RunResult(["torchrun"], 1, "", ""), written, [], world_size=1,
+                    backend="nccl", device="cuda")
+    assert ddp.failure_fix(out, Cluster()) == "cnnsetup torch-command"
+    assert "nccl needs the CUDA build" in ddp.render_ddp(out)
