@@ -269,3 +269,16 @@ def test_a_wait_bounded_by_the_rendezvous_timeout_is_added_to_the_time_limit(mon
     assert out.error_kind == ddp.NODE_MISSING and out.arrived == 1
     assert out.fix.startswith("cnnsetup verify --ddp 1 --nnodes 2 --node-rank 1 "
                               "--master-addr 127.0.0.1")
+
+
+def test_under_slurm_an_explicit_master_still_takes_the_node_count_and_rank_from_slurm():
+    cluster = resolve_cluster(ddp=2, master_addr="10.0.0.9", env=slurm_env(2))
+    assert (cluster.nnodes, cluster.node_rank, cluster.master) == (3, 2, "10.0.0.9:29500")
+    c10d = resolve_cluster(ddp=2, rdzv_endpoint="head:29400", env=slurm_env(2))
+    assert (c10d.nnodes, c10d.node_rank, c10d.rendezvous) == (3, None, "c10d")
+    assert c10d.rdzv_id == "slurm-4711" and c10d.slurm["SLURM_NNODES"] == "3"
+    # Unreadable Slurm values do not matter when the options say everything.
+    broken = slurm_env(2, SLURM_NNODES="many")
+    with pytest.raises(ClusterUsageError):
+        resolve_cluster(ddp=1, env=broken)
+    assert resolve_cluster(ddp=1, nnodes=2, node_rank=0, master_addr="h", env=broken).slurm is None

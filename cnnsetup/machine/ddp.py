@@ -825,19 +825,22 @@ def resolve_cluster(*, ddp: Optional[int], nnodes: Optional[int] = None,
         return None
     if master_addr and rdzv_endpoint:
         raise ClusterUsageError("both_rendezvous")
-    job = None
-    if not master_addr and not rdzv_endpoint:
-        try:
-            job = slurm_module.job_from_env(env)
-        except slurm_module.SlurmError as exc:
+    needs_slurm = not master_addr and not rdzv_endpoint
+    try:
+        job = slurm_module.job_from_env(env)
+    except slurm_module.SlurmError as exc:
+        if needs_slurm:
             raise ClusterUsageError("bad_slurm", detail=str(exc)) from None
+        job = None  # the options say it all: Slurm's unreadable values are not needed
     if job is not None:
         if job.ntasks_per_node and job.ntasks_per_node > 1 and job.local_id not in (None, 0):
             raise ClusterUsageError("slurm_tasks", count=job.ntasks_per_node)
         nnodes = job.nnodes if nnodes is None else nnodes
-        node_rank = job.node_id if node_rank is None else node_rank
-        master_addr = job.master_host
-        master_port = job.master_port if master_port is None else master_port
+        if not rdzv_endpoint:  # c10d assigns node ranks itself
+            node_rank = job.node_id if node_rank is None else node_rank
+        if needs_slurm:
+            master_addr = job.master_host
+            master_port = job.master_port if master_port is None else master_port
     nnodes = nnodes or 1
     if rdzv_endpoint:
         try:
