@@ -953,7 +953,8 @@ def render_ddp(result: Optional[DdpResult]) -> str:
             us=result.latency_us))
     if not result.ok:
         reason = failure_words(result.error_kind)
-        lines.append("  " + style(_("FAIL"), fg="red", bold=True) + ": " + reason)
+        lines.append("  " + _("{verdict}: {reason}").format(
+            verdict=style(_("FAIL"), fg="red", bold=True), reason=reason))
         if result.error:
             lines.append("    " + result.error)
         if result.fix:
