@@ -38,7 +38,8 @@ def test_a_malformed_host_list_is_an_error_not_a_guess(nodelist):
 
 def slurm_env(node_id: int = 1, **more: str) -> dict:
     env = {"SLURM_JOB_ID": "4711", "SLURM_NNODES": "3", "SLURM_NODEID": str(node_id),
-           "SLURM_JOB_NODELIST": "node[07-09]", "SLURM_NTASKS_PER_NODE": "1", "PATH": "/nonexistent"}
+           "SLURM_JOB_NODELIST": "node[07-09]", "SLURM_NTASKS_PER_NODE": "1",
+           "PATH": "/nonexistent"}
     env.update(more)
     return env
 

@@ -772,7 +772,8 @@ def node_command(cluster: Cluster, nprocs: Optional[int], *, node_rank: Optional
     if cluster.rendezvous == "c10d":
         parts += ["--rdzv-endpoint", cluster.rdzv_endpoint or ""]
     else:
-        parts += ["--node-rank", node_rank if node_rank is not None else str(cluster.node_rank or 0),
+        rank = node_rank if node_rank is not None else str(cluster.node_rank or 0)
+        parts += ["--node-rank", rank,
                   "--master-addr", cluster.master_addr or "",
                   "--master-port", str(master_port or cluster.master_port or DEFAULT_MASTER_PORT)]
     return " ".join(parts)
@@ -931,8 +932,9 @@ def render_ddp(result: Optional[DdpResult]) -> str:
                                "{diff:.3g}).").format(diff=result.max_weight_diff or 0)))
     node = result.node
     if node:
-        lines.append("  " + _("This node: node rank {rank} ({host}), ranks {ranks}: {accuracy:.1%} "
-                              "validation accuracy, {seconds:.2f} s, {rate:,.0f} samples/s.").format(
+        lines.append("  " + _(
+            "This node: node rank {rank} ({host}), ranks {ranks}: {accuracy:.1%} validation "
+            "accuracy, {seconds:.2f} s, {rate:,.0f} samples/s.").format(
             rank=node["node_rank"], host=node["host"],
             ranks=", ".join(str(r) for r in node["ranks"]), accuracy=node["val_accuracy"],
             seconds=node["seconds"], rate=node["samples_per_s"]))
