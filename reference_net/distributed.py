@@ -228,7 +228,7 @@ def _train(args: argparse.Namespace, result: dict, rank: int, world_size: int,
     else:
         result["ok"] = True
     budget = BENCH_SECONDS[result["backend"]] if args.bench_seconds is None else args.bench_seconds
-    if budget > 0:
+    if budget > 0 and identical:  # replicas that differ: the figures would hide the failure
         started = time.monotonic()
         bench = allreduce_bench(device, world_size, budget)
         result.update(bandwidth=bench["bandwidth"], latency_us=bench["latency_us"],
