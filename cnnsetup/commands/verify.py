@@ -30,25 +30,47 @@ from cnnsetup.render import ProgressLine, echo, print_json, style
 @option("--ddp", type=click.IntRange(min=1), default=None, metavar="N",
         help=N_("Also train with DistributedDataParallel over N processes (gloo on CPU, nccl "
                 "across GPUs) and check that every replica ends with identical weights."))
+@option("--nnodes", type=click.IntRange(min=1), default=None, metavar="M",
+        help=N_("With --ddp: machines (nodes) in the job; start the same command on each."))
+@option("--node-rank", type=click.IntRange(min=0), default=None, metavar="R",
+        help=N_("With --nnodes: this node's rank, 0 .. M-1; node 0 is the master."))
+@option("--master-addr", default=None, metavar="HOST",
+        help=N_("With --nnodes: the address of node 0 that every node can reach."))
+@option("--master-port", type=click.IntRange(min=1, max=65535), default=None, metavar="PORT",
+        help=N_("With --nnodes: the rendezvous port on node 0 (default 29500)."))
+@option("--rdzv-endpoint", default=None, metavar="HOST:PORT",
+        help=N_("With --nnodes: meet through torch's c10d rendezvous at HOST:PORT instead; node "
+                "ranks are then assigned as the nodes join."))
+@option("--rdzv-timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+        metavar="S", help=N_("Seconds a node waits for the others to join."))
 @option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True, metavar="S",
         help=N_("Time limit in seconds for each training run."))
 @option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help=N_("Also write the JSON report to this file (for `cnnsetup report`)."))
 @student_option
 @json_option
-def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int], timeout: float,
-           report_path: Optional[Path], student: Optional[str], as_json: bool) -> int:
+def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int],
+           nnodes: Optional[int], node_rank: Optional[int], master_addr: Optional[str],
+           master_port: Optional[int], rdzv_endpoint: Optional[str], rdzv_timeout: float,
+           timeout: float, report_path: Optional[Path], student: Optional[str],
+           as_json: bool) -> int:
+    from cnnsetup.machine import ddp as ddp_module
     from cnnsetup.machine.verify import VerifyOptions, current_mirrors, run_verify
     from cnnsetup.report_schema import with_student
 
+    cluster = _cluster(ddp=ddp, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
+                       master_port=master_port, rdzv_endpoint=rdzv_endpoint,
+                       rdzv_timeout=rdzv_timeout)
     options = VerifyOptions(device=device, epochs=epochs, seed=seed, ddp=ddp, timeout=timeout)
     progress = None if as_json or not _is_terminal(sys.stderr) else ProgressLine()
     if not as_json:
         echo(_("Checking this machine and training the reference CNN; this takes a few seconds..."))
-    result = run_verify(options, on_event=progress.event if progress else None)
+    with ddp_module.use_cluster(cluster):
+        result = run_verify(options, on_event=progress.event if progress else None)
     if progress:
         progress.close()
     report = with_student(result.to_json(mirror=current_mirrors()), student)
+    report["ddp"] = ddp_module.ddp_json(result.ddp)
     if report_path is not None:
         from cnnsetup.report_schema import write_report
 
@@ -57,9 +79,37 @@ def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int], ti
         print_json(report)
     else:
         echo(render_verify(result))
+        if result.ddp is not None:
+            echo("")
+            echo(ddp_module.render_ddp(result.ddp))
         if report_path is not None:
             echo(_("Report written to {path}.").format(path=report_path))
     return 0 if result.ok else 1
+
+
+def _cluster(**given):
+    """The multi-node options (or Slurm's variables) as a cluster; usage errors in words."""
+    from cnnsetup.machine.ddp import ClusterUsageError, resolve_cluster
+
+    try:
+        return resolve_cluster(**given)
+    except ClusterUsageError as error:
+        words = {
+            "needs_ddp": _("{option} needs --ddp N (processes per node)."),
+            "both_rendezvous": _("Give either --master-addr (static rendezvous) or "
+                                 "--rdzv-endpoint (c10d rendezvous), not both."),
+            "needs_master": _("--nnodes {nnodes} needs --master-addr HOST (node 0's address) "
+                              "or --rdzv-endpoint HOST:PORT."),
+            "needs_node_rank": _("--nnodes {nnodes} with --master-addr needs --node-rank R "
+                                 "(0 on the master, 1 .. {nnodes}-1 on the others)."),
+            "node_rank_range": _("--node-rank {node_rank} is not a node of --nnodes {nnodes} "
+                                 "(0 .. {nnodes}-1)."),
+            "bad_endpoint": _("--rdzv-endpoint {endpoint}: {detail}"),
+            "bad_slurm": _("Slurm's variables cannot be read: {detail}"),
+            "slurm_tasks": _("Slurm started {count} tasks on this node; run one per node: "
+                             "srun --ntasks-per-node=1 cnnsetup verify --ddp N."),
+        }
+        raise click.UsageError(words[error.key].format(**error.values)) from None
 
 
 def render_verify(result) -> str:
