@@ -37,6 +37,10 @@ Top level (every key present, values may be null):
     training [{device ("cpu", "cuda:0", "mps", "ddp:gloo:2"...), device_name, ok,
                val_accuracy (0..1), epochs, seconds, samples_per_s, error}]
 
+    ddp      null, or (verify with --ddp) {ok, identical_weights, nnodes, node_rank, world_size,
+              master "host:port", backend, bandwidth [{bytes, algbw_gbps, busbw_gbps, seconds}],
+              latency_us, slurm ({SLURM_*: value} | null), ...}: see `cnnsetup.machine.ddp.ddp_json`
+
 `onboard` adds `onboard: {steps: [{name, status, detail}]}`.
 Text in `summary` and `detail` is in the language the report was made in; ids, commands, URLs and
 paths never are translated.
@@ -57,7 +61,7 @@ TOP_LEVEL_KEYS = (
 )
 
 # Keys a report may carry beyond TOP_LEVEL_KEYS; absent means unknown (null).
-OPTIONAL_KEYS = ("student",)
+OPTIONAL_KEYS = ("student", "ddp")
 
 STATUSES = ("pass", "warn", "fail", "skip")
 
