@@ -264,7 +264,7 @@ TASKS = {
     "packages": packages,
     "probe": probe,
     "sleep": sleep,
-    "conv_check": _proof_task("conv_check"),
+    "ops": _proof_task("ops"),
     "train": _proof_task("train"),
 }
 
