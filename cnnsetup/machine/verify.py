@@ -28,6 +28,7 @@ from cnnsetup.machine.torch_probe import WorkerRun, WorkerSession
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps", "all")
 TRAIN_TIMEOUT_S = 120.0  # per task; the smoke run takes about a second on a laptop CPU
 SLOW_FIX_TIMEOUT_S = 300  # the --timeout suggested when a run was slow, not hung
+OPS_TIMEOUT_S = 120.0  # the operation checks: about a second, most of it the first torch.optim
 
 
 @dataclass
@@ -38,7 +39,7 @@ class VerifyOptions:
     epochs: Optional[int] = None  # None: the smoke configuration's
     seed: int = 0
     ddp: Optional[int] = None  # processes for the DistributedDataParallel check
-    timeout: float = TRAIN_TIMEOUT_S  # per training run
+    timeout: float = TRAIN_TIMEOUT_S  # per training run (and the operation checks, if longer)
     python: Optional[str] = None  # the interpreter to verify (default: this one)
 
 
@@ -122,7 +123,8 @@ def proof_tasks(devices: list[str], options: VerifyOptions, progress: bool) -> l
     tasks = []
     for device in devices:
         tasks.append(({"task": "ops", "id": f"ops:{device}",
-                       "args": {"device": device, "seed": options.seed}}, options.timeout))
+                       "args": {"device": device, "seed": options.seed}},
+                      max(OPS_TIMEOUT_S, options.timeout)))
         tasks.append(({"task": "train", "id": f"train:{device}",
                        "args": {"device": device, "epochs": options.epochs, "seed": options.seed,
                                 "progress": progress}}, options.timeout))
