@@ -412,7 +412,9 @@ def _training_run(device: str, reply: dict, facts: Facts) -> Optional[dict]:
             return None
         return {"device": device, "device_name": None, "ok": False, "val_accuracy": None,
                 "epochs": None, "seconds": None, "samples_per_s": None,
-                "error": _last_lines(reply.get("error")) or "no answer"}
+                "error": _last_lines(reply.get("error")) or "no answer",
+                "first_epoch_loss": None, "last_epoch_loss": None, "optimizer": None,
+                "threads": None}
     if result.get("skipped"):
         return None
     name = facts.system.cpu_model if device == "cpu" and facts.system.cpu_model else \

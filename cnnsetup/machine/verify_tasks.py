@@ -3,7 +3,9 @@
 They run inside the worker process (`cnnsetup.machine.worker`), which has already imported torch
 for the probe, so the whole of `verify` pays for one torch import. Each returns plain JSON data;
 the parent (`cnnsetup.machine.verify`) turns it into checks. Progress goes to stderr as lines
-`PROGRESS_PREFIX <device> <done> <total>`, which the parent draws as a bar.
+`PROGRESS_PREFIX <device> <done> <total>`, which the parent draws as a bar, and heartbeats
+`HEARTBEAT_PREFIX {json}` (the operation being checked, the epoch being trained), by which the
+parent tells a slow task from a hung one.
 
 Imports here are the standard library only; torch and reference_net are imported inside the
 tasks, because the worker must start (and report) even where they are broken.
