@@ -81,7 +81,8 @@ def fastest_threads(config: SmokeConfig = SMOKE, device: str = "cpu", *, repeats
                     most: int | None = None) -> tuple[int, dict]:
     """The CPU thread count that trains fastest *now*: torch's own count (capped at
     `config.max_threads`) or one, each timed on `repeats` training steps of the smoke network
-    (forward, backward, no update), alternately, best time of each.
+    (forward, backward, no update), best time of each; the measuring of more threads stops at
+    once when a step takes ten times as long as with one (the cores are busy).
 
     Why measure: on a machine where other processes use the cores, torch's worker threads wait
     for each other at every operation; measured on 2 busy cores, the smoke run took 52-77 s with
@@ -101,16 +102,24 @@ def fastest_threads(config: SmokeConfig = SMOKE, device: str = "cpu", *, repeats
                     generator=generator)
     y = torch.randint(net.classes, (config.batch_size,), generator=generator)
     saved = torch.get_num_threads()
-    best = {most: float("inf"), 1: float("inf")}
+
+    def step_seconds() -> float:
+        started = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        return time.perf_counter() - started
+
+    best = {}
     try:
-        torch.nn.functional.cross_entropy(model(x), y).backward()  # first-call set-up, untimed
+        torch.set_num_threads(1)
+        step_seconds()  # first-call set-up, untimed
+        best[1] = min(step_seconds() for _ in range(repeats))
+        torch.set_num_threads(most)
+        best[most] = float("inf")
         for _ in range(repeats):
-            for count in (most, 1):
-                torch.set_num_threads(count)
-                started = time.perf_counter()
-                model.zero_grad(set_to_none=True)
-                torch.nn.functional.cross_entropy(model(x), y).backward()
-                best[count] = min(best[count], time.perf_counter() - started)
+            best[most] = min(best[most], step_seconds())
+            if best[most] > 10 * best[1]:  # threads waiting for busy cores: no need to see more
+                break
     finally:
         torch.set_num_threads(saved)
     chosen = most if best[most] < 0.8 * best[1] else 1

@@ -105,6 +105,13 @@ def warm_optimizers(torch: Any) -> None:
             torch.optim.SGD([parameter], lr=0.0).zero_grad()
         except Exception:  # the optimizer checks themselves will report it
             pass
+        finally:
+            sys.setswitchinterval(saved_interval)
+
+    # The import holds the GIL for long stretches; the checks release it at every torch call
+    # and would wait up to the switch interval (5 ms) to get it back each time.
+    saved_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(saved_interval, 0.0005))
 
     thread = threading.Thread(target=warm, name="cnnsetup-warm-optim", daemon=True)
     _warming.append(thread)
