@@ -34,10 +34,11 @@ algorithms that transform the problem, such as Winograd convolution on a GPU). S
 max pooling) are exact: tolerance one u. The checkpoint must be bit-identical: tolerance 0.
 
 On a GPU or MPS (TF32 off) every comparison is also made against the CPU's float32 result, with
-twice the tolerance (both are within one tolerance of the reference). Healthy installations
-measure about 1% of the tolerance or less; the faults this guards against (a flipped kernel, a
-dropped channel or bias, a wrong gradient scale, an optimizer that does not step) are 100 to
-10^7 times over it.
+twice the tolerance (both are within one tolerance of the reference). Measured on a healthy
+CPU build (torch 2.13): at most 4% of the tolerance (AvgPool2d 4.7e-8 of 1.2e-6, Linear 5.0e-8
+of 1.4e-6, Conv2d 7.9e-8 of 6.7e-6, Adam 7.8e-8 of 5.7e-6; ReLU, MaxPool2d and the checkpoint
+exact). The faults this guards against (a flipped kernel, a dropped channel or bias, a wrong
+gradient scale, an optimizer that does not step) measure 10^4 to 10^7 times the tolerance.
 """
 
 from __future__ import annotations
