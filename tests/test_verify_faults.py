@@ -245,13 +245,14 @@ print(json.dumps(results))
 
 
 THROUGH_INJECTOR = ("conv_flipped_kernel", "grads_zeros")
+CAN_FORK = sys.platform.startswith("linux")  # macOS forbids much after fork; Windows has none
 
 
 @pytest.fixture(scope="module")
 def proofs(tmp_path_factory) -> dict:
     """{"injected": {fault or None: checks}, "forked": {fault: checks}}: the healthy run and two
     faults in real workers with the injector on PYTHONPATH; every fault in forked copies of one
-    process where the platform can fork, else each in a worker with the injector."""
+    process on Linux, elsewhere each in a worker with the injector."""
     root = tmp_path_factory.mktemp("faults")
     folders = {f: write_injector(root / f, f) for f in THROUGH_INJECTOR}
     folders[None] = root / "healthy"
@@ -259,7 +260,7 @@ def proofs(tmp_path_factory) -> dict:
     with ThreadPoolExecutor(max_workers=2) as pool:
         workers = pool.map(_proof, folders.values())
         forked = {}
-        if hasattr(os, "fork"):
+        if CAN_FORK:
             faults = json.dumps({f: body for f, (body, _) in FAULTS.items()})
             done = subprocess.run([sys.executable, "-c", FORKING_RUNNER], capture_output=True,
                                   text=True, input=faults, env=_env(root), timeout=600)
