@@ -66,7 +66,8 @@ def _windows(size_h: int, size_w: int, kernel: int, stride: int):
     out_w = output_size(size_w, kernel, stride, 0, mode="floor")
     for i in range(out_h):
         for j in range(out_w):
-            yield i, j, slice(i * stride, i * stride + kernel), slice(j * stride, j * stride + kernel)
+            yield (i, j, slice(i * stride, i * stride + kernel),
+                   slice(j * stride, j * stride + kernel))
 
 
 def _pooled_shape(x: torch.Tensor, kernel: int, stride: int) -> tuple[int, ...]:

@@ -80,7 +80,8 @@ def adam_rule(params: list[torch.Tensor], grads: list[list[torch.Tensor]], *, lr
 
     Same arguments and result as `sgd_rule`. At step t = 1, 2, ...: g <- g + weight_decay * p;
     m <- beta1 * m + (1 - beta1) * g; v <- beta2 * v + (1 - beta2) * g^2 (m, v start at 0);
-    m_hat = m / (1 - beta1^t); v_hat = v / (1 - beta2^t); p <- p - lr * m_hat / (sqrt(v_hat) + eps)."""
+    m_hat = m / (1 - beta1^t); v_hat = v / (1 - beta2^t);
+    p <- p - lr * m_hat / (sqrt(v_hat) + eps)."""
     beta1, beta2 = betas
     current = [p.clone() for p in params]
     m = [torch.zeros_like(p) for p in params]

@@ -115,7 +115,8 @@ class Conv2dCase(_Case):
             for label in (f"nn.Conv2d, stride {stride}", f"F.conv2d, stride {stride}"):
                 x = _leaf(self.x, device)
                 if label.startswith("nn."):
-                    layer = nn.Conv2d(self.C, self.K, self.F, stride=stride, padding=padding).to(device)
+                    layer = nn.Conv2d(self.C, self.K, self.F, stride=stride,
+                                      padding=padding).to(device)
                     with torch.no_grad():
                         layer.weight.copy_(self.w)
                         layer.bias.copy_(self.b)

@@ -240,9 +240,9 @@ def _not_run(check_id: str, device: str, reply: dict, explicit: bool, torch_ok: 
         after = reply.get("after_s") or 0.0
         if reply.get("timed_out") and reply.get("slow"):
             if "epoch" in beat:
-                summary = _("Training on {device} reached epoch {epoch} of {epochs} in {seconds:.0f} "
-                            "s and was still making progress when its time limit ran out: this "
-                            "machine is busy or slow.").format(
+                summary = _("Training on {device} reached epoch {epoch} of {epochs} in "
+                            "{seconds:.0f} s and was still making progress when its time limit "
+                            "ran out: this machine is busy or slow.").format(
                     device=device, epoch=beat["epoch"], epochs=beat.get("epochs", "?"),
                     seconds=after)
             else:
