@@ -75,3 +75,52 @@ def run_smoke(
                    threads=threads)
     result.data_seconds = data_seconds
     return result
+
+
+def fastest_threads(config: SmokeConfig = SMOKE, device: str = "cpu", *, repeats: int = 3,
+                    most: int | None = None) -> tuple[int, dict]:
+    """The CPU thread count that trains fastest *now*: torch's own count (capped at
+    `config.max_threads`) or one, each timed on `repeats` training steps of the smoke network
+    (forward, backward, no update), best time of each; the measuring of more threads stops at
+    once when a step takes ten times as long as with one (the cores are busy).
+
+    Why measure: on a machine where other processes use the cores, torch's worker threads wait
+    for each other at every operation; measured on 2 busy cores, the smoke run took 52-77 s with
+    2 threads against 5 s with 1, while on idle cores 2 threads are somewhat faster. One thread
+    is kept unless more are at least 20% faster. Returns (threads, {threads: seconds per step})."""
+    import torch
+
+    from reference_net.model import build_model
+
+    most = min(torch.get_num_threads(), config.max_threads) if most is None else most
+    if device != "cpu" or most <= 1:
+        return max(1, most), {}
+    net = config.net
+    model = build_model(net, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(config.batch_size, net.in_channels, net.input_size, net.input_size,
+                    generator=generator)
+    y = torch.randint(net.classes, (config.batch_size,), generator=generator)
+    saved = torch.get_num_threads()
+
+    def step_seconds() -> float:
+        started = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        return time.perf_counter() - started
+
+    best = {}
+    try:
+        torch.set_num_threads(1)
+        step_seconds()  # first-call set-up, untimed
+        best[1] = min(step_seconds() for _ in range(repeats))
+        torch.set_num_threads(most)
+        best[most] = float("inf")
+        for _ in range(repeats):
+            best[most] = min(best[most], step_seconds())
+            if best[most] > 10 * best[1]:  # threads waiting for busy cores: no need to see more
+                break
+    finally:
+        torch.set_num_threads(saved)
+    chosen = most if best[most] < 0.8 * best[1] else 1
+    return chosen, {str(k): round(v, 5) for k, v in best.items()}

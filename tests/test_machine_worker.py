@@ -190,3 +190,33 @@ def test_exit_descriptions():
     assert torch_probe.describe_exit(-11) == "signal 11 (SIGSEGV)"
     assert torch_probe.describe_exit(3221225477) == "exit status 0xC0000005"
     assert torch_probe.describe_exit(1) == "exit status 1"
+
+
+def test_a_task_still_sending_heartbeats_at_its_limit_is_slow_not_hung():
+    run = torch_probe.run_tasks([{"task": "tick", "args": {"seconds": 60, "every": 0.1},
+                                  "id": "busy"}], timeouts=[2.0])
+    assert run.timed_out and run.timed_out_task == "busy"
+    assert run.timed_out_kind == "slow" and run.last_heartbeat["beat"] > 3
+    assert "still making progress" in run.failure_text()
+
+
+def test_a_task_that_never_answers_or_beats_is_hung():
+    run = torch_probe.run_tasks([{"task": "sleep", "args": {"seconds": 60}, "id": "stuck"}],
+                                timeouts=[2.0])
+    assert run.timed_out and run.timed_out_kind == "hung" and run.last_heartbeat is None
+
+
+def test_a_task_that_stops_beating_is_hung_before_its_limit(monkeypatch):
+    monkeypatch.setattr(torch_probe, "STALL_MIN_S", 1.0)  # stall limit: max(1, 8 / 4) = 2 s
+    started = time.monotonic()
+    run = torch_probe.run_tasks([{"task": "tick", "args": {"seconds": 0.5, "every": 0.1,
+                                                           "then_sleep": 60}, "id": "stops"}],
+                                timeouts=[8.0])
+    assert run.timed_out and run.timed_out_kind == "hung"
+    assert time.monotonic() - started < 7  # found at the stall, not at the limit
+
+
+def test_the_stall_limit_is_a_quarter_of_the_limit_within_bounds():
+    assert torch_probe.stall_limit(120) == 30
+    assert torch_probe.stall_limit(20) == torch_probe.STALL_MIN_S
+    assert torch_probe.stall_limit(3) == 3

@@ -18,8 +18,10 @@ from cnnsetup.render import ProgressLine, echo, print_json, style
 @command(
     "verify",
     short_help=N_("Prove PyTorch works: train the reference CNN on every device."),
-    help=N_("Check this machine, then train and validate the reference CNN on every device "
-            "(CPU, each GPU, MPS) to prove PyTorch really works. Exit status 1 when a check fails."),
+    help=N_("Check this machine, then on every device (CPU, each GPU, MPS) prove each operation "
+            "the network uses, forward and backward in float32, against its definition, and "
+            "train and validate the reference CNN with torch.optim, to prove PyTorch really "
+            "works. Exit status 1 when a check fails."),
 )
 @option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps", "all"]), default="auto",
         show_default=True,
@@ -44,7 +46,9 @@ from cnnsetup.render import ProgressLine, echo, print_json, style
 @option("--rdzv-timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
         metavar="S", help=N_("Seconds a node waits for the others to join."))
 @option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True, metavar="S",
-        help=N_("Time limit in seconds for each training run."))
+        help=N_("Time limit in seconds for each training run (the operation checks get at least "
+                "120 s). A run still making progress at its limit is reported as too slow, one "
+                "that stopped making progress as hung."))
 @option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help=N_("Also write the JSON report to this file (for `cnnsetup report`)."))
 @student_option

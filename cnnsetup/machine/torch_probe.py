@@ -23,6 +23,15 @@ PROBE_TIMEOUT_S = 60.0  # a cold `import torch` on Windows behind a virus scanne
 EXIT_GRACE_S = 3.0  # after the last answer, how long the worker may take to exit
 STDERR_KEEP = 20_000
 EVENT_PREFIX = "@cnnsetup-progress"  # the worker's progress lines on stderr (verify_tasks)
+HEARTBEAT_PREFIX = "@cnnsetup-heartbeat"  # "PREFIX {json}": a task is alive, and where it is
+STALL_MIN_S = 10.0  # a task silent this long (or its whole limit, if shorter) has hung
+
+
+def stall_limit(limit: float) -> float:
+    """How long a task that sends heartbeats may go silent before it counts as hung: a quarter
+    of its time limit, at least STALL_MIN_S, at most the limit itself. A task still sending them
+    when its limit runs out is slow, not hung; one that never sent any by then has hung."""
+    return min(limit, max(STALL_MIN_S, limit / 4))
 
 
 @dataclass
@@ -34,6 +43,10 @@ class WorkerRun:
     returncode: Optional[int] = None
     timed_out: bool = False
     timed_out_task: Optional[str] = None  # id of the task that was running at the deadline
+    # "slow": still sending heartbeats when its limit ran out; "hung": silent for stall_limit
+    timed_out_kind: Optional[str] = None
+    timed_out_after_s: Optional[float] = None  # how long that task had run when it was stopped
+    last_heartbeat: Optional[dict] = None  # the last heartbeat of the task that was stopped
     start_error: Optional[str] = None  # the interpreter could not be started at all
     seconds: float = 0.0
 
@@ -50,7 +63,10 @@ class WorkerRun:
         """Why the worker did not answer, in words plus the tail of its stderr; None if it did."""
         if self.start_error:
             return self.start_error
-        if self.timed_out:
+        if self.timed_out and self.timed_out_kind == "slow":
+            text = _("task {task} was still making progress when its time limit ran out; the "
+                     "worker was stopped").format(task=repr(self.timed_out_task))
+        elif self.timed_out:
             text = _("no answer from task {task} in time; the worker was stopped").format(
                 task=repr(self.timed_out_task))
         elif self.returncode not in (0, None):
@@ -96,6 +112,8 @@ class WorkerSession:
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
         self._stderr_chunks: list[str] = []
         self._started = time.monotonic()
+        self._activity = self._started  # the last heartbeat or progress event, or answer
+        self._heartbeat: Optional[dict] = None
         self._proc: Optional[subprocess.Popen] = None
         self._readers: list[threading.Thread] = []
         args = [python or sys.executable, "-X", "utf8", str(WORKER)]
@@ -132,13 +150,19 @@ class WorkerSession:
 
     def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
-        if self._on_event is None:
-            for raw in iter(lambda: self._proc.stderr.read(4096), b""):  # type: ignore[union-attr]
-                self._stderr_chunks.append(raw.decode("utf-8", errors="replace"))
-            return
         for raw in self._proc.stderr:  # line by line, so events arrive while the task runs
             line = raw.decode("utf-8", errors="replace")
-            if line.startswith(EVENT_PREFIX):
+            if line.startswith(HEARTBEAT_PREFIX):
+                self._activity = time.monotonic()
+                try:
+                    payload = json.loads(line[len(HEARTBEAT_PREFIX):])
+                except ValueError:
+                    payload = None
+                self._heartbeat = payload if isinstance(payload, dict) else None
+            elif line.startswith(EVENT_PREFIX):
+                self._activity = time.monotonic()
+                if self._on_event is None:
+                    continue
                 try:
                     self._on_event(line[len(EVENT_PREFIX):].strip())
                 except Exception:  # a broken progress display must not lose the worker's output
@@ -147,18 +171,29 @@ class WorkerSession:
                 self._stderr_chunks.append(line)
 
     def wait(self) -> WorkerRun:
-        """Collect one reply per task, each within its timeout; kill the worker on a deadline."""
+        """Collect one reply per task. A task is stopped (and the worker killed) when it has
+        gone `stall_limit` without a heartbeat or progress event (hung), or when its time limit
+        runs out while it still sends them (slow); each limit counts from the previous answer."""
         if self._proc is None:
             return self.run
         pending = list(zip(self.tasks, self.timeouts))
-        deadline = self._started + pending[0][1] if pending else time.monotonic()
+        task_start = self._started
         eof = False
         while pending and not eof:
+            limit = pending[0][1]
             try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                line = self._lines.get(timeout=max(0.0, min(self._deadline(task_start, limit)
+                                                             - time.monotonic(), 0.5)))
             except queue.Empty:
+                now = time.monotonic()
+                if now < self._deadline(task_start, limit):
+                    continue
+                beating = self._activity > task_start and now - self._activity < stall_limit(limit)
                 self.run.timed_out = True
                 self.run.timed_out_task = pending[0][0]["id"]
+                self.run.timed_out_kind = "slow" if beating else "hung"
+                self.run.timed_out_after_s = round(now - task_start, 1)
+                self.run.last_heartbeat = self._heartbeat
                 self._kill()
                 break
             if line is None:
@@ -169,8 +204,8 @@ class WorkerSession:
                 continue
             self.run.replies.append(reply)
             pending = [p for p in pending if p[0]["id"] != reply.get("id")]
-            if pending:
-                deadline = time.monotonic() + pending[0][1]
+            task_start = time.monotonic()
+            self._heartbeat = None
         try:
             self.run.returncode = self._proc.wait(timeout=EXIT_GRACE_S)
         except subprocess.TimeoutExpired:
@@ -178,6 +213,14 @@ class WorkerSession:
             self.run.returncode = self._proc.returncode
         self._finish()
         return self.run
+
+    def _deadline(self, task_start: float, limit: float) -> float:
+        """When the running task is stopped: at its limit; earlier once it has sent a heartbeat
+        and then gone silent for `stall_limit` (a task that never sends one, like the probe,
+        simply has its whole limit)."""
+        if self._activity > task_start:
+            return min(task_start + limit, self._activity + stall_limit(limit))
+        return task_start + limit
 
     def _kill(self) -> None:
         assert self._proc is not None

@@ -1,9 +1,13 @@
 """`cnnsetup verify`: the machine's facts and findings, then proof that the stack really works.
 
-One torch worker does everything that needs torch: the probe, then per device the convolution
-check and the training of the reference network (with its checkpoint round trip and, on a GPU,
-agreement with the CPU). A task that hangs or crashes the worker becomes a failed check with its
-text; a new worker then runs the tasks still to do, so one bad device never hides the others.
+One torch worker does everything that needs torch, in the user's own environment (the same
+interpreter, PYTHONPATH and environment variables as their programs): the probe, then per device
+the operation-level proof (`cnnsetup.machine.proof`: every layer forward and backward, the
+optimizers and the checkpoint, in float32 against their definitions) and the training of the
+reference network with torch.optim (with its checkpoint round trip and, on a GPU, agreement with
+the CPU). A task that hangs or crashes the worker becomes a failed check with its text; a task
+still making progress when its time limit runs out is "too slow", not hung. A new worker then
+runs the tasks still to do, so one bad device never hides the others.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from cnnsetup.machine.findings import Finding, evaluate
 from cnnsetup.machine.torch_probe import WorkerRun, WorkerSession
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps", "all")
-TRAIN_TIMEOUT_S = 120.0  # the smoke run takes about a second on a laptop CPU
-CONV_TIMEOUT_S = 60.0
+TRAIN_TIMEOUT_S = 120.0  # per task; the smoke run takes about a second on a laptop CPU
+SLOW_FIX_TIMEOUT_S = 300  # the --timeout suggested when a run was slow, not hung
+OPS_TIMEOUT_S = 120.0  # the operation checks: about a second, most of it the first torch.optim
 
 
 @dataclass
@@ -34,7 +39,7 @@ class VerifyOptions:
     epochs: Optional[int] = None  # None: the smoke configuration's
     seed: int = 0
     ddp: Optional[int] = None  # processes for the DistributedDataParallel check
-    timeout: float = TRAIN_TIMEOUT_S  # per training run
+    timeout: float = TRAIN_TIMEOUT_S  # per training run (and the operation checks, if longer)
     python: Optional[str] = None  # the interpreter to verify (default: this one)
 
 
@@ -58,11 +63,11 @@ class VerifyResult:
         checks: list[Finding] = []
         for device in self.devices:
             # A reinstall is the fix on a GPU (a CPU-only or mismatched build); without an
-            # NVIDIA card, asking for CUDA was the mistake: verify what there is.
+            # NVIDIA card, asking for CUDA was the mistake: the driver, or verify the CPU.
             fix = _reinstall_fix(findings) if device == "cpu" or self.facts.nvidia.gpus or \
-                device == "mps" else "cnnsetup verify"
-            checks += _conv_checks(device, self.replies[f"conv:{device}"], self.explicit,
-                                   torch_ok, fix)
+                device == "mps" or self.facts.torch.devices else _no_gpu_fix(findings)
+            checks += _ops_checks(device, self.replies[f"ops:{device}"], self.explicit,
+                                  torch_ok, fix)
             checks += _train_checks(device, self.replies[f"train:{device}"], self.explicit,
                                     torch_ok, fix)
         if self.ddp_requested:
@@ -117,8 +122,9 @@ def proof_tasks(devices: list[str], options: VerifyOptions, progress: bool) -> l
     """The worker tasks for `devices`, each with its time limit."""
     tasks = []
     for device in devices:
-        tasks.append(({"task": "conv_check", "id": f"conv:{device}",
-                       "args": {"device": device, "seed": options.seed}}, CONV_TIMEOUT_S))
+        tasks.append(({"task": "ops", "id": f"ops:{device}",
+                       "args": {"device": device, "seed": options.seed}},
+                      max(OPS_TIMEOUT_S, options.timeout)))
         tasks.append(({"task": "train", "id": f"train:{device}",
                        "args": {"device": device, "epochs": options.epochs, "seed": options.seed,
                                 "progress": progress}}, options.timeout))
@@ -185,6 +191,10 @@ def _all_replies(first: Optional[WorkerRun], tasks: list[tuple[dict, float]],
         failure = run.failure_text() or "the worker gave no answer"
         culprit = run.timed_out_task if run.timed_out else missing[0][0]["id"]
         replies[culprit] = {"ok": False, "error": failure, "timed_out": run.timed_out}
+        if run.timed_out:
+            replies[culprit].update(slow=run.timed_out_kind == "slow",
+                                    after_s=run.timed_out_after_s,
+                                    heartbeat=run.last_heartbeat)
         pending = [(t, s) for t, s in missing if t["id"] != culprit]
         if run.start_error or not retry:
             for task, _limit in pending:
@@ -203,6 +213,22 @@ def _reinstall_fix(findings: list[Finding]) -> Optional[str]:
     return "cnnsetup torch-command"
 
 
+def _no_gpu_fix(findings: list[Finding]) -> str:
+    """The fix when CUDA was asked for on a machine where neither nvidia-smi nor torch sees an
+    NVIDIA GPU: the machine findings' own fix for the driver when they have one, else proving
+    the device this machine does have."""
+    for finding in findings:
+        if finding.id.startswith(("nvidia.", "driver.")) and finding.fix and \
+                finding.status in ("fail", "warn"):
+            return finding.fix
+    return "cnnsetup verify --device cpu"
+
+
+def _slow_fix(options_timeout: Optional[float]) -> str:
+    limit = max(SLOW_FIX_TIMEOUT_S, int(2 * (options_timeout or 0)))
+    return f"cnnsetup verify --timeout {limit}"
+
+
 def _not_run(check_id: str, device: str, reply: dict, explicit: bool, torch_ok: bool,
              fix: Optional[str]) -> Optional[Finding]:
     """A check for a task that did not produce a result: skipped, or failed with its text."""
@@ -210,9 +236,24 @@ def _not_run(check_id: str, device: str, reply: dict, explicit: bool, torch_ok: 
         return Finding(check_id, "skip", _("Not run on {device}: torch cannot be imported (see "
                                            "the torch check above).").format(device=device))
     if not reply.get("ok"):
+        beat = reply.get("heartbeat") or {}
+        after = reply.get("after_s") or 0.0
+        if reply.get("timed_out") and reply.get("slow"):
+            if "epoch" in beat:
+                summary = _("Training on {device} reached epoch {epoch} of {epochs} in "
+                            "{seconds:.0f} s and was still making progress when its time limit "
+                            "ran out: this machine is busy or slow.").format(
+                    device=device, epoch=beat["epoch"], epochs=beat.get("epochs", "?"),
+                    seconds=after)
+            else:
+                summary = _("The checks on {device} were still making progress (at {where}) when "
+                            "their time limit of {seconds:.0f} s ran out: this machine is busy or "
+                            "slow.").format(device=device, where=beat.get("op", "?"), seconds=after)
+            return Finding(check_id, "fail", summary, _slow_fix(after),
+                           _last_lines(reply.get("error")))
         if reply.get("timed_out"):
-            summary = _("No answer from {device} within the time limit: the run hung and was "
-                        "stopped.").format(device=device)
+            summary = _("The run on {device} stopped making progress and was stopped after "
+                        "{seconds:.0f} s: it hung.").format(device=device, seconds=after)
         else:
             summary = _("Failed on {device} with an error.").format(device=device)
         return Finding(check_id, "fail", summary, fix, _last_lines(reply.get("error")))
@@ -239,26 +280,96 @@ def _skip_reason(result: dict) -> str:
     return str(result.get("reason") or "")
 
 
-def _conv_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
-                 fix: Optional[str]) -> list[Finding]:
-    check_id = f"verify.conv.{device}"
-    early = _not_run(check_id, device, reply, explicit, torch_ok, fix)
+@dataclass
+class MeasuredFinding(Finding):
+    """A proof check with its figures, which the report carries beside the summary:
+    worst_error (the worst relative error, None when a result was missing or not finite),
+    tolerance, and worst_part (which result that was)."""
+
+    figures: Optional[dict] = None
+
+    def to_json(self) -> dict:
+        data = super().to_json()
+        data.update(self.figures or {})
+        return data
+
+
+# The operations of cnnsetup.machine.proof, as named in the checks (PyTorch's own names).
+OP_NAMES = {
+    "conv2d": "Conv2d", "relu": "ReLU", "max_pool2d": "MaxPool2d", "avg_pool2d": "AvgPool2d",
+    "linear": "Linear", "cross_entropy": "cross_entropy", "sgd": "torch.optim.SGD",
+    "adam": "torch.optim.Adam", "save_load": "torch.save/torch.load",
+}
+
+
+def _part_words(part: Optional[str]) -> str:
+    """A proof part ("weight gradient (F.conv2d, stride 2)") in the user's language; the API
+    names in brackets stay as they are."""
+    if not part:
+        return "?"
+    kind, _sep, where = part.partition(" (")
+    where = f" ({where}" if where else ""
+    kinds = {
+        "forward": _("forward"), "loss": _("loss"), "input gradient": _("input gradient"),
+        "weight gradient": _("weight gradient"), "bias gradient": _("bias gradient"),
+        "logits gradient": _("logits gradient"),
+    }
+    if kind.startswith("parameters after step "):
+        return _("parameters after step {step}").format(step=kind.rsplit(" ", 1)[-1]) + where
+    return kinds.get(kind, kind) + where
+
+
+def _ops_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
+                fix: Optional[str]) -> list[Finding]:
+    """One check per operation of the proof, with its worst relative error and tolerance."""
+    early = _not_run(f"verify.ops.{device}", device, reply, explicit, torch_ok, fix)
     if early:
         return [early]
-    result = reply["result"]
-    words = _("Convolution by definition agrees with conv2d on {device} (largest difference "
-              "{error:.1e}, allowed {tolerance:.0e}).").format(
-        device=device, error=result["max_abs_error"], tolerance=result["tolerance"])
-    checks = [Finding(check_id, "pass" if result["max_abs_error"] <= result["tolerance"] else "fail",
-                      words, None if result["max_abs_error"] <= result["tolerance"] else fix)]
-    if "gpu_cpu_ok" in result:
-        checks.append(Finding(
-            f"verify.conv_gpu_cpu.{device}", "pass" if result["gpu_cpu_ok"] else "fail",
-            _("conv2d on {device} agrees with the CPU (largest difference {diff:.1e}, allowed "
-              "{tolerance:.0e}).").format(device=device, diff=result["gpu_cpu_max_diff"],
-                                         tolerance=_gpu_tolerance()),
-            None if result["gpu_cpu_ok"] else fix))
-    return checks
+    return [_op_finding(device, op, fix) for op in reply["result"].get("checks", [])]
+
+
+def _op_finding(device: str, op: dict, fix: Optional[str]) -> Finding:
+    check_id = f"verify.{op['op']}.{device}"
+    name = OP_NAMES.get(op["op"], op["op"])
+    if op.get("error"):
+        return Finding(check_id, "fail", _("{op} on {device} failed with an error.").format(
+            op=name, device=device), fix, _last_lines(op["error"]))
+    worst = op.get("worst") or {}
+    figures = {"worst_error": worst.get("error"), "tolerance": worst.get("tolerance"),
+               "worst_part": worst.get("part")}
+    if "cpu_error" in worst:
+        figures.update(cpu_error=worst.get("cpu_error"), cpu_tolerance=worst.get("cpu_tolerance"))
+    values = {"op": name, "device": device, "part": _part_words(worst.get("part")),
+              "error": worst.get("error") or 0.0, "tolerance": worst.get("tolerance") or 0.0}
+    if op.get("ok"):
+        if op["op"] == "save_load":
+            summary = _("{op} on {device}: every tensor comes back bit for bit (weights_only=True, "
+                        "then load_state_dict).")
+        elif op["op"] in ("sgd", "adam"):
+            summary = _("{op} on {device} follows its update rule step by step: worst relative "
+                        "error {error:.1e}, tolerance {tolerance:.1e}.")
+        else:
+            summary = _("{op} on {device} agrees with its definition, forward and backward: worst "
+                        "relative error {error:.1e}, tolerance {tolerance:.1e}.")
+        return MeasuredFinding(check_id, "pass", summary.format(**values), figures=figures)
+    problem = worst.get("problem")
+    if problem == "missing":
+        summary = _("{op} on {device}: no {part} came back (None) where the definition has "
+                    "values: autograd or the optimizer did nothing.")
+    elif problem == "shape":
+        summary = _("{op} on {device}: the {part} has the wrong shape.")
+    elif problem == "not_finite":
+        summary = _("{op} on {device}: the {part} is not finite (NaN or infinity).")
+    elif problem == "cpu":
+        values.update(error=worst.get("cpu_error") or 0.0,
+                      tolerance=worst.get("cpu_tolerance") or 0.0)
+        summary = _("{op} on {device}: the {part} differs from the CPU's float32 result by "
+                    "{error:.1e} (tolerance {tolerance:.1e}).")
+    else:
+        summary = _("{op} float32 {part} on {device} differs from the definition by {error:.1e} "
+                    "(tolerance {tolerance:.1e}): torch computes it wrong, a broken or "
+                    "mismatched build.")
+    return MeasuredFinding(check_id, "fail", summary.format(**values), fix, figures=figures)
 
 
 def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
@@ -273,7 +384,7 @@ def _train_checks(device: str, reply: dict, explicit: bool, torch_ok: bool,
         device=device, accuracy=result["val_accuracy"], target=result["target"],
         seconds=result["seconds"], rate=result["samples_per_s"])
     checks = [Finding(check_id, "pass" if result["ok"] else "fail", summary,
-                      None if result["ok"] else "cnnsetup verify --device " + device)]
+                      None if result["ok"] else fix)]
     checkpoint = result["checkpoint"]
     checks.append(Finding(
         f"verify.checkpoint.{device}", "pass" if checkpoint["ok"] else "fail",
@@ -301,16 +412,21 @@ def _training_run(device: str, reply: dict, facts: Facts) -> Optional[dict]:
             return None
         return {"device": device, "device_name": None, "ok": False, "val_accuracy": None,
                 "epochs": None, "seconds": None, "samples_per_s": None,
-                "error": _last_lines(reply.get("error")) or "no answer"}
+                "error": _last_lines(reply.get("error")) or "no answer",
+                "first_epoch_loss": None, "last_epoch_loss": None, "optimizer": None,
+                "threads": None}
     if result.get("skipped"):
         return None
     name = facts.system.cpu_model if device == "cpu" and facts.system.cpu_model else \
         result["device_name"]
     error = None if result["ok"] else \
         f"validation accuracy {result['val_accuracy']:.4f} < {result['target']}"
+    losses = result.get("train_loss") or [None]
     return {"device": device, "device_name": name, "ok": bool(result["ok"]),
             "val_accuracy": result["val_accuracy"], "epochs": result["epochs"],
-            "seconds": result["seconds"], "samples_per_s": result["samples_per_s"], "error": error}
+            "seconds": result["seconds"], "samples_per_s": result["samples_per_s"], "error": error,
+            "first_epoch_loss": losses[0], "last_epoch_loss": losses[-1],
+            "optimizer": result.get("optimizer"), "threads": result.get("threads")}
 
 
 def _run_ddp(options: VerifyOptions, devices: list[str], env: Optional[Mapping[str, str]]):
@@ -364,12 +480,6 @@ def _ddp_reason(kind: Optional[str]) -> str:
         "no_result": _("the processes exited without a result."),
     }
     return reasons.get(kind or "", _("see the details below."))
-
-
-def _gpu_tolerance() -> float:
-    from cnnsetup.machine.verify_tasks import GPU_CPU_TOLERANCE
-
-    return GPU_CPU_TOLERANCE
 
 
 def _last_lines(text: Optional[str], count: int = 8) -> Optional[str]:

@@ -3,7 +3,9 @@
 They run inside the worker process (`cnnsetup.machine.worker`), which has already imported torch
 for the probe, so the whole of `verify` pays for one torch import. Each returns plain JSON data;
 the parent (`cnnsetup.machine.verify`) turns it into checks. Progress goes to stderr as lines
-`PROGRESS_PREFIX <device> <done> <total>`, which the parent draws as a bar.
+`PROGRESS_PREFIX <device> <done> <total>`, which the parent draws as a bar, and heartbeats
+`HEARTBEAT_PREFIX {json}` (the operation being checked, the epoch being trained), by which the
+parent tells a slow task from a hung one.
 
 Imports here are the standard library only; torch and reference_net are imported inside the
 tasks, because the worker must start (and report) even where they are broken.
@@ -13,14 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import sys
+import threading
 import time
 from typing import Any
 
 PROGRESS_PREFIX = "@cnnsetup-progress"  # must equal torch_probe.EVENT_PREFIX (this file imports only the stdlib)
+HEARTBEAT_PREFIX = "@cnnsetup-heartbeat"  # must equal torch_probe.HEARTBEAT_PREFIX
 
-# Tolerances, stated so the report can quote them.
-CONV_TOLERANCE = 1e-5  # definition-based convolution vs conv2d (float64 on CPU/CUDA)
+# Tolerances, stated so the report can quote them (the operation checks state theirs in proof.py).
 GPU_CPU_TOLERANCE = 1e-3  # same weights, same input: outputs on the GPU vs the CPU (float32,
 # TF32 switched off for the comparison; cuDNN may still pick other algorithms)
 
@@ -62,53 +66,98 @@ def _device_name(torch: Any, device: str) -> str:
     return platform.processor() or platform.machine() or "CPU"
 
 
-def conv_check(device: str = "cpu", cases: int = 20, seed: int = 0) -> dict:
-    """Convolution by definition vs `conv2d` on `device`; on a GPU also GPU vs CPU."""
+def ops(device: str = "cpu", seed: int = 0) -> dict:
+    """The operation-level proof (`cnnsetup.machine.proof`) on `device`: every operation the
+    network trains with, forward and backward, in float32, against its definition in float64."""
     import torch
 
     unavailable = _unavailable(torch, device)
     if unavailable:
         return unavailable
-    from reference_net.conv import check_against_torch
+    from cnnsetup.machine.proof import run_proof
 
+    warm_optimizers(torch)
     started = time.perf_counter()
-    error = check_against_torch(device=device, cases=cases, seed=seed)
-    result = {
-        "device": device,
-        "skipped": False,
-        "cases": cases,
-        "max_abs_error": error,
-        "tolerance": CONV_TOLERANCE,
-        "ok": error <= CONV_TOLERANCE,
-    }
-    if device != "cpu":
-        generator = torch.Generator().manual_seed(seed)
-        x = torch.randn(4, 3, 16, 16, generator=generator)
-        w = torch.randn(8, 3, 3, 3, generator=generator)
-        on_cpu = torch.nn.functional.conv2d(x, w, padding=1)
-        with full_float32(torch):
-            on_device = torch.nn.functional.conv2d(x.to(device), w.to(device), padding=1).cpu()
-        diff = (on_cpu - on_device).abs().max().item()
-        result.update(gpu_cpu_max_diff=diff, gpu_cpu_ok=diff <= GPU_CPU_TOLERANCE)
-        result["ok"] = result["ok"] and result["gpu_cpu_ok"]
-    result["seconds"] = round(time.perf_counter() - started, 4)
-    return result
+
+    def before(op: str) -> None:
+        if op == "sgd":  # the first optimizer: let the import started above finish, beating
+            _wait_for_warm_up()
+        heartbeat({"op": op})
+
+    checks = run_proof(device, seed, heartbeat=before)
+    return {"device": device, "skipped": False, "checks": checks,
+            "seconds": round(time.perf_counter() - started, 4)}
+
+
+_warming: list = []
+
+
+def warm_optimizers(torch: Any) -> None:
+    """Start, in a thread, what a process's first torch.optim optimizer does once: import
+    torch._dynamo (about as long as `import torch`). The checks of the layers run meanwhile;
+    the first optimizer then finds it done, or waits for the rest of the same import."""
+    if _warming:
+        return
+
+    def warm() -> None:
+        try:
+            parameter = torch.nn.Parameter(torch.zeros(1))
+            torch.optim.SGD([parameter], lr=0.0).zero_grad()
+        except Exception:  # the optimizer checks themselves will report it
+            pass
+        finally:
+            sys.setswitchinterval(saved_interval)
+
+    # The import holds the GIL for long stretches; the checks release it at every torch call
+    # and would wait up to the switch interval (5 ms) to get it back each time.
+    saved_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(saved_interval, 0.0005))
+
+    thread = threading.Thread(target=warm, name="cnnsetup-warm-optim", daemon=True)
+    _warming.append(thread)
+    thread.start()
+
+
+WARM_UP_BEATS_S = 60.0  # an import still running after this stops counting as progress
+
+
+def _wait_for_warm_up() -> None:
+    """Wait for `warm_optimizers`'s import, with a heartbeat each second while it runs (an
+    import is progress; one that has not finished after WARM_UP_BEATS_S is not)."""
+    started = time.monotonic()
+    for thread in _warming:
+        while thread.is_alive() and time.monotonic() - started < WARM_UP_BEATS_S:
+            heartbeat({"op": "import torch._dynamo (first torch.optim use)"})
+            thread.join(timeout=1.0)
+
+
+def heartbeat(payload: dict) -> None:
+    """Tell the parent this task is alive and where it is (`torch_probe.HEARTBEAT_PREFIX`)."""
+    sys.stderr.write(f"{HEARTBEAT_PREFIX} {json.dumps(payload)}\n")
+    sys.stderr.flush()
 
 
 def train(device: str = "cpu", epochs: int | None = None, seed: int = 0,
           progress: bool = False) -> dict:
-    """Train and validate the smoke network on `device`; then the checkpoint round trip and, on a
-    GPU, the agreement of its outputs with the CPU's for the same seed and initial weights."""
+    """Train and validate the smoke network on `device` with torch.optim.Adam; then the
+    checkpoint round trip and, on a GPU, the agreement of its outputs with the CPU's for the same
+    seed and initial weights. Sends a heartbeat per epoch and progress events (for the bar, and
+    so that the parent can tell a slow run from a hung one) whether or not `progress` is set.
+    On the CPU the thread count is the one measured fastest right now (`fastest_threads`)."""
     import torch
 
     unavailable = _unavailable(torch, device)
     if unavailable:
         return unavailable
     from reference_net.model import build_model
-    from reference_net.smoke import SMOKE, run_smoke
+    from reference_net.smoke import SMOKE, fastest_threads, run_smoke
 
-    report = _progress_reporter(device) if progress else None
-    result = run_smoke(device, epochs=epochs, seed=seed, progress=report)
+    warm_optimizers(torch)
+    epochs = SMOKE.epochs if epochs is None else epochs
+    threads, timings = fastest_threads(SMOKE, device)
+    report = _progress_reporter(device, epochs)
+    result = run_smoke(device, epochs=epochs, seed=seed, progress=report,
+                       threads=threads if device == "cpu" else None)
     model = result.model
     out = {
         "device": device,
@@ -121,6 +170,9 @@ def train(device: str = "cpu", epochs: int | None = None, seed: int = 0,
         "data_seconds": round(result.data_seconds or 0.0, 4),
         "samples_per_s": round(result.samples_per_s, 1),
         "train_loss": [round(x, 6) for x in result.train_loss],
+        "optimizer": "torch.optim.Adam",
+        "threads": threads if device == "cpu" else None,
+        "thread_timings": timings,
     }
     out["ok"] = result.val_accuracy >= SMOKE.target_accuracy
     out["checkpoint"] = _checkpoint_round_trip(torch, model, device, seed)
@@ -129,11 +181,18 @@ def train(device: str = "cpu", epochs: int | None = None, seed: int = 0,
     return out
 
 
-def _progress_reporter(device: str):
-    last = [0.0]
+def _progress_reporter(device: str, epochs: int):
+    """progress(done, total) for `train`: a bar event at most every 0.1 s, a heartbeat with the
+    epoch whenever a new one starts."""
+    last = [0.0, 0]
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
+        epoch = min(epochs, done * epochs // max(1, total) + 1)
+        if epoch != last[1]:
+            last[1] = epoch
+            heartbeat({"device": device, "epoch": epoch, "epochs": epochs, "step": done,
+                       "steps": total})
         if done in (0, total) or now - last[0] >= 0.1:
             last[0] = now
             sys.stderr.write(f"{PROGRESS_PREFIX} {device} {done} {total}\n")
@@ -202,6 +261,6 @@ def full_float32(torch: Any):
 
 
 TASKS = {
-    "conv_check": conv_check,
+    "ops": ops,
     "train": train,
 }

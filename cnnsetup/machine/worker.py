@@ -244,6 +244,23 @@ def sleep(seconds: float = 0.0) -> dict:
     return {"slept": seconds}
 
 
+HEARTBEAT_PREFIX = "@cnnsetup-heartbeat"  # must equal torch_probe.HEARTBEAT_PREFIX
+
+
+def tick(seconds: float = 0.0, every: float = 0.1, then_sleep: float = 0.0) -> dict:
+    """Work that stays alive: a heartbeat every `every` seconds for `seconds`, then silence for
+    `then_sleep` (lets tests check that a slow task and a hung one get different verdicts)."""
+    started = time.monotonic()
+    beats = 0
+    while time.monotonic() - started < float(seconds):
+        beats += 1
+        sys.stderr.write(f"{HEARTBEAT_PREFIX} {json.dumps({'beat': beats})}\n")
+        sys.stderr.flush()
+        time.sleep(float(every))
+    time.sleep(float(then_sleep))
+    return {"beats": beats}
+
+
 def _proof_task(name: str):
     """A `cnnsetup verify` task (cnnsetup.machine.verify_tasks), imported when first used: it
     needs cnnsetup and reference_net importable in this interpreter, the probe does not."""
@@ -264,7 +281,8 @@ TASKS = {
     "packages": packages,
     "probe": probe,
     "sleep": sleep,
-    "conv_check": _proof_task("conv_check"),
+    "tick": tick,
+    "ops": _proof_task("ops"),
     "train": _proof_task("train"),
 }
 
