@@ -281,6 +281,7 @@ def _switch_json(result: SwitchResult) -> dict:
         "backup": str(result.backup) if result.backup else None,
         "diff": result.diff,
         "warnings": result.warnings,
+        "recovered": result.recovered,
         "commands": [["conda", *CLEAN_ARGS], ["conda", "info", "--json"]] if result.dry_run else [],
     }
 
@@ -288,6 +289,8 @@ def _switch_json(result: SwitchResult) -> dict:
 def _show_switch(result: SwitchResult, no_clean: bool) -> None:
     mirror_obj = registry.get(result.mirror)
     title = _(mirror_obj.title) if mirror_obj else result.mirror
+    for note in result.recovered:
+        echo(style(_("Note: ") + note, fg="yellow"))
     if result.dry_run:
         if result.changed and not result.diff:
             echo(_("Would remove the UTF-8 byte-order mark (BOM) at the start of {path}: it can "
@@ -350,15 +353,25 @@ def _colour_diff(diff: str) -> str:
 ))
 @option("--pip", "with_pip", is_flag=True, help=N_(
     "Also put back pip's index-url as it was before cnnsetup changed it."))
+@option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards."))
+@option("--conda", "conda_path", metavar="PATH", help=N_("The conda executable to use."))
 @json_option
-def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_json: bool) -> int:
+def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, no_clean: bool,
+                    conda_path: Optional[str], as_json: bool) -> int:
     target = _target(condarc)
     pip_record = condarc_file.load_pip_record(target) if with_pip else None
-    has_backup = condarc_file.load_backup(target) is not None
+    # Whether anything is kept is decided under the lock, by restore(); this only chooses
+    # between "nothing for pip nor the file" and restoring the file.
+    has_backup = any(_lexists(p) for p in (condarc_file.backup_meta_path(target),
+                                          condarc_file.backup_bytes_path(target)))
     if with_pip and pip_record is None and not has_backup:
         raise CnnsetupError(_("There is no cnnsetup backup for {path} nor for pip: nothing to "
                               "restore.").format(path=target))
     result = restore(target, force=force) if (has_backup or not with_pip) else None
+    clean = None
+    if result is not None and not no_clean:
+        found = conda.find_conda(conda_path)
+        clean = conda.clean_index_cache(found) if found else None
     pip_change = None
     if pip_record is not None:
         from cnnsetup.mirror import pip
@@ -367,11 +380,14 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_jso
         condarc_file.drop_pip_record(target)
     if as_json:
         payload = _restore_json(result) if result else {"condarc": str(target), "restored": False}
+        payload["clean"] = clean.to_dict() if clean else None
         payload["pip"] = ({"restored": True, "index_url": pip_change.current}
                           if pip_change else None)
         print_json(payload)
         return 0
     if result is not None:
+        for note in result.recovered:
+            echo(style(_("Note: ") + note, fg="yellow"))
         if result.removed:
             echo(_("Removed {path}: there was no such file before cnnsetup.").format(
                 path=result.condarc))
@@ -379,8 +395,7 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_jso
             echo(_("Restored {path} to its original bytes.").format(path=result.condarc))
         if result.kept_aside:
             echo(_("The edited file is kept as {path}.").format(path=result.kept_aside))
-        echo(_("Run `{command}` so conda forgets the mirror's index.").format(
-            command="conda clean -i"))
+        _show_clean(clean, no_clean)
     if pip_change is not None:
         echo(_("pip's index-url is back to {url}.").format(
             url=pip_change.current or "https://pypi.org/simple"))
@@ -392,12 +407,36 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_jso
     return 0
 
 
+def _lexists(path: Path) -> bool:
+    import os
+
+    return os.path.lexists(path)
+
+
+def _show_clean(clean, no_clean: bool) -> None:
+    """Say whether `conda clean -i` ran after a restore, and what to do when it did not."""
+    if no_clean:
+        echo(_("Skipped `conda clean -i` (--no-clean); run it yourself: {command}").format(
+            command="conda clean -i"))
+    elif clean is None:
+        echo(_("conda was not found, so `{command}` did not run; run it where conda is, so "
+               "conda forgets the mirror's index.").format(command="conda clean -i"))
+    elif clean.ok:
+        echo(_("Ran `{command}`: conda forgot the mirror's index.").format(
+            command="conda clean -i"))
+    else:
+        echo(style(clean.describe(), fg="yellow"))
+        echo(_("Run `{command}` so conda forgets the mirror's index.").format(
+            command="conda clean -i"))
+
+
 def _restore_json(result: RestoreResult) -> dict:
     return {
         "condarc": str(result.condarc),
         "restored": True,
         "removed": result.removed,
         "kept_aside": str(result.kept_aside) if result.kept_aside else None,
+        "recovered": result.recovered,
     }
 
 from cnnsetup.commands.mirror_status import status_command, test_command  # noqa: E402
