@@ -602,10 +602,18 @@ class Journal:
                 record.edited = record.edited or carried
             record.pending = {"action": "write", "sha256": sha256(new)}
             self._save(record)
-            write_atomic(self.path, new, owner=owner)
-            if read_regular(self.path) != new:
-                raise FileSafetyError(_("{path} did not read back as written.").format(
-                    path=self.path))
+            try:
+                write_atomic(self.path, new, owner=owner)
+                problem = None if read_regular(self.path) == new else \
+                    _("the bytes on disk differ from what was written")
+            except CnnsetupError:
+                self.undo_write(current, written=False)
+                raise
+            if problem is not None:
+                self.undo_write(current)
+                raise FileSafetyError(_("Checking {path} after writing failed ({problem}); the "
+                                        "original was put back.").format(path=self.path,
+                                                                          problem=problem))
             record.pending = None
             record.written = (record.written + [sha256(new)])[-2:]
             self._save(record)
@@ -614,12 +622,13 @@ class Journal:
                                       else self.record_file))
         return carried
 
-    def undo_write(self, previous: Optional[bytes]) -> None:
-        """Put `previous` back after a write whose result was wrong (X did not read back)."""
+    def undo_write(self, previous: Optional[bytes], *, written: bool = True) -> None:
+        """Roll back step 3: put `previous` back (when X was `written`) and clear `pending`;
+        a journal that then records no change at all is dropped."""
         with deferred_signals():
-            if previous is None:
+            if written and previous is None:
                 Path(os.path.realpath(self.path)).unlink(missing_ok=True)
-            else:
+            elif written:
                 write_atomic(self.path, previous, owner=self._owner())
             record = self.record
             if record is not None:
