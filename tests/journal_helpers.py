@@ -31,8 +31,8 @@ def counting(real):
     return step
 for name in ("replace", "rename", "unlink"):
     setattr(os, name, counting(getattr(os, name)))
-from cnnsetup.__main__ import main
-sys.exit(main(sys.argv[1:]))
+from cnnsetup.__main__ import entrypoint
+entrypoint()
 """
 
 

@@ -87,7 +87,7 @@ def test_a_kill_after_any_step_is_repaired_by_the_next_run(scenario, had_file, i
     step = 1
     while True:
         for path in [condarc] + [isolated_home / n for n in leftovers(isolated_home)]:
-            path.unlink()
+            path.unlink(missing_ok=True)
         if original is not None:
             condarc.write_bytes(original)
         for args in before:
@@ -154,7 +154,7 @@ def test_signals_at_random_moments_never_lose_the_original(scenario, signal_numb
     rng = random.Random(1234 + signal_number)
     for _ in range(ITERATIONS):
         for path in [condarc] + [isolated_home / n for n in leftovers(isolated_home)]:
-            path.unlink()
+            path.unlink(missing_ok=True)
         condarc.write_bytes(ORIGINAL)
         for args in before:
             assert invoke(*args).exit_code == 0
@@ -180,7 +180,7 @@ def test_a_record_whose_bytes_are_gone_is_never_claimed_and_the_fix_works(invoke
     assert "cannot bring that original back" in result.stderr
     fix = result.stderr.split("start afresh: ", 1)[1].strip()
     assert fix.startswith("rm -- ")
-    subprocess.run(fix, shell=True, check=True)
+    subprocess.run(fix, shell=True, check=True, env=dict(os.environ, PATH="/usr/bin:/bin"))
     result = invoke("mirror", "bfsu", "--no-clean")
     assert result.exit_code == 0, result.output
     assert claimed_backup(result.output).exists()
