@@ -77,7 +77,7 @@ def _target(path: Optional[Path]) -> Path:
 @json_option
 def list_command(condarc: Optional[Path], as_json: bool) -> None:
     target = _target(condarc)
-    current = _current_mirror(target)
+    current, problem = _read_current_mirror(target)
     rows = [
         {
             "name": m.name,
@@ -92,7 +92,8 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         for m in registry.MIRRORS
     ]
     if as_json:
-        print_json({"condarc": str(target), "current": current, "mirrors": rows})
+        print_json({"condarc": str(target), "current": current, "mirrors": rows,
+                    "condarc_error": problem})
         return
     for row in rows:
         mark = style("*", fg="green", bold=True) if row["current"] else " "
@@ -106,7 +107,9 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         lines.append(["PyPI", row["pypi"]])
         echo(table(lines, indent=4))
     echo()
-    if current:
+    if problem:
+        echo(style(_("Warning: ") + problem, fg="yellow"), err=True)
+    elif current:
         echo(_("* {path} points at {mirror}.").format(path=target, mirror=current))
     else:
         echo(_("{path} points at no known mirror (conda uses upstream or its own settings).")
@@ -115,13 +118,20 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
 
 def _current_mirror(condarc: Path) -> Optional[str]:
     """The mirror the user's file points `defaults` (or conda-forge) at, or None."""
+    return _read_current_mirror(condarc)[0]
+
+
+def _read_current_mirror(condarc: Path) -> tuple[Optional[str], Optional[str]]:
+    """(the mirror the user's file points at, or None; why the file cannot be read, or None)."""
     from cnnsetup.mirror import yaml_io
 
     try:
         text = condarc_file.read(condarc)
-        document = yaml_io.load(text.text, source=str(condarc)) if text.exists else {}
-    except CnnsetupError:
-        return None
+        markers = yaml_io.split_markers(text.text, source=str(condarc))
+        document = yaml_io.load(markers.body, source=str(condarc),
+                                first_line=markers.first_line) if text.exists else {}
+    except CnnsetupError as error:
+        return None, error.message
     urls = [str(u) for u in (document.get("default_channels") or []) if isinstance(u, str)]
     custom = document.get("custom_channels") or {}
     if isinstance(custom, dict):
@@ -130,8 +140,8 @@ def _current_mirror(condarc: Path) -> Optional[str]:
     for url in urls:
         found = registry.mirror_of_url(url)
         if found:
-            return found.name
-    return None
+            return found.name, None
+    return None, None
 
 
 # --- mirror NAME / official / auto -----------------------------------------------------------
