@@ -29,9 +29,9 @@ BACKUP_SUFFIX = journal.BACKUP_SUFFIX
 META_SUFFIX = journal.RECORD_SUFFIX
 PIP_SUFFIX = ".cnnsetup-pip.json"
 LOCK_SUFFIX = ".cnnsetup-lock"
-# Real .condarc files are a few kB (the largest of 150 collected: 22 kB); past this, parsing and
-# writing back would take seconds, so such a file is refused before it is read.
-MAX_CONDARC_BYTES = 256 * 1024
+# Real .condarc files are a few kB (the largest of the ~150 collected: 22 kB); past three times
+# that, parsing and writing back would take seconds, so such a file is refused before it is read.
+MAX_CONDARC_BYTES = 64 * 1024
 BOM = b"\xef\xbb\xbf"
 
 
