@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnsetup.mirror import condarc_file, journal
+from cnnsetup.mirror import condarc_file
 from tests.journal_helpers import (claimed_backup, leftovers, read_or_none, run_crashing,
                                    start_cnnsetup)
 
@@ -53,7 +53,7 @@ def assert_recoverable(invoke, condarc: Path, original: bytes | None, states: li
         assert claimed.read_bytes() == original
     else:
         assert claimed is None
-    result = invoke("mirror", "restore", "--no-clean")
+    result = invoke("mirror", "restore")
     assert result.exit_code == 0, result.output
     assert read_or_none(condarc) == original
     assert leftovers(condarc.parent) == []
@@ -65,9 +65,9 @@ SCENARIOS = {
     # name: (commands run before, the command that crashes)
     "switch": ([], ["mirror", "tsinghua", "--no-clean"]),
     "switch-again": ([["mirror", "tsinghua", "--no-clean"]], ["mirror", "ustc", "--no-clean"]),
-    "restore": ([["mirror", "tsinghua", "--no-clean"]], ["mirror", "restore", "--no-clean"]),
+    "restore": ([["mirror", "tsinghua", "--no-clean"]], ["mirror", "restore"]),
     "switch-restore-switch": ([["mirror", "tsinghua", "--no-clean"],
-                               ["mirror", "restore", "--no-clean"]],
+                               ["mirror", "restore"]],
                               ["mirror", "tsinghua", "--no-clean"]),
 }
 
@@ -187,6 +187,8 @@ def test_a_record_whose_bytes_are_gone_is_never_claimed_and_the_fix_works(invoke
 
 
 def test_a_record_without_bytes_is_repaired_when_the_file_is_still_the_original(invoke, condarc):
+    from cnnsetup.mirror import journal
+
     record = journal.Record(existed=True, original_sha256=journal.sha256(ORIGINAL),
                             pending={"action": "write", "sha256": "0" * 64}, created="x")
     condarc_file.backup_meta_path(condarc).write_bytes(record.to_json(condarc))
@@ -219,7 +221,7 @@ def test_a_full_disk_before_the_record_blocks_nothing_later(invoke, condarc, mon
     assert result.exit_code == 1
     assert condarc.read_bytes() == ORIGINAL
     monkeypatch.setattr(os, "replace", real_replace)
-    for args in (["mirror", "tsinghua", "--no-clean"], ["mirror", "restore", "--no-clean"]):
+    for args in (["mirror", "tsinghua", "--no-clean"], ["mirror", "restore"]):
         result = invoke(*args)
         assert result.exit_code == 0, result.output
     assert condarc.read_bytes() == ORIGINAL
@@ -236,7 +238,7 @@ def test_a_kill_between_the_write_and_the_record_needs_no_force(invoke, condarc)
             break
     else:
         pytest.fail("no crash point fell between the write and the record")
-    result = invoke("mirror", "restore", "--no-clean")
+    result = invoke("mirror", "restore")
     assert result.exit_code == 0, result.output
     assert condarc.read_bytes() == ORIGINAL
 
@@ -257,7 +259,7 @@ def test_ctrl_c_right_after_the_replace_keeps_backup_and_tells_the_truth(invoke,
     assert b"tuna" in condarc.read_bytes()
     assert condarc_file.backup_bytes_path(condarc).read_bytes() == ORIGINAL
     monkeypatch.setattr(os, "replace", real_replace)
-    assert invoke("mirror", "restore", "--no-clean").exit_code == 0
+    assert invoke("mirror", "restore").exit_code == 0
     assert condarc.read_bytes() == ORIGINAL
 
 
@@ -288,11 +290,11 @@ def test_hand_edits_survive_official_and_restore_asks_for_force(invoke, condarc)
     assert result.exit_code == 0
     assert b"my_edit: 1" in condarc.read_bytes()
     edited = condarc.read_bytes()
-    result = invoke("mirror", "restore", "--no-clean")
+    result = invoke("mirror", "restore")
     assert result.exit_code == 1
     assert "--force" in result.stderr
     assert condarc.read_bytes() == edited
-    result = invoke("mirror", "restore", "--force", "--no-clean")
+    result = invoke("mirror", "restore", "--force")
     assert result.exit_code == 0
     assert condarc.read_bytes() == ORIGINAL
     aside = [p for p in condarc.parent.iterdir() if ".cnnsetup-edited-" in p.name]
@@ -309,7 +311,7 @@ def test_a_hand_edit_after_a_killed_first_write_is_not_thrown_away(invoke, conda
                                 "last_written_sha256": None, "created": "x"}))
     condarc.write_bytes(condarc.read_bytes() + b"my_edit: 1\n")
     edited = condarc.read_bytes()
-    result = invoke("mirror", "restore", "--no-clean")
+    result = invoke("mirror", "restore")
     assert result.exit_code == 1
     assert condarc.read_bytes() == edited
 

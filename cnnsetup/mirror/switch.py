@@ -131,8 +131,9 @@ def _refuse_edits_through_aliases(before: dict, after: dict, shared: dict[int, l
         for key in keys:
             if key in changed:
                 pairs += [(key, other) for other in keys if other != key]
-    pairs += [(next((k for k in changed if k in EDITED_KEYS), "channels"), key)
-              for key in changed if key not in EDITED_KEYS]
+    if not pairs:  # a key outside the edit changed: it can only share a value with one inside
+        pairs = [(next((k for k in sorted(changed) if k in EDITED_KEYS), "channels"), key)
+                 for key in changed if key not in EDITED_KEYS]
     if pairs:
         edited, other = sorted(pairs)[0]
         raise ConfigError(_(
