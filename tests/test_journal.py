@@ -187,11 +187,13 @@ def test_a_record_whose_bytes_are_gone_is_never_claimed_and_the_fix_works(invoke
 
 
 def test_a_record_without_bytes_is_repaired_when_the_file_is_still_the_original(invoke, condarc):
-    from cnnsetup.mirror import journal
+    import hashlib
 
-    record = journal.Record(existed=True, original_sha256=journal.sha256(ORIGINAL),
-                            pending={"action": "write", "sha256": "0" * 64}, created="x")
-    condarc_file.backup_meta_path(condarc).write_bytes(record.to_json(condarc))
+    # A switch died after its record, before the file changed; then the bytes were lost.
+    record = {"format": 2, "existed": True, "original_sha256": hashlib.sha256(ORIGINAL).hexdigest(),
+              "written": [], "pending": {"action": "write", "sha256": "0" * 64},
+              "last_written_sha256": None, "created": "x"}
+    condarc_file.backup_meta_path(condarc).write_text(json.dumps(record))
     result = invoke("mirror", "tsinghua", "--no-clean")
     assert result.exit_code == 0, result.output
     assert "kept again" in result.output
@@ -355,3 +357,12 @@ with condarc_file.locked(path):
         assert "somewhere safe" not in result.output
     finally:
         holder.wait(timeout=60)
+
+
+def test_status_repairs_an_interrupted_switch_and_says_so(invoke, condarc):
+    # A first switch died after keeping the bytes, before its record.
+    condarc_file.backup_bytes_path(condarc).write_bytes(ORIGINAL)
+    result = invoke("mirror", "status")
+    assert "interrupted run" in result.output
+    assert leftovers(condarc.parent) == []
+    assert condarc.read_bytes() == ORIGINAL

@@ -486,9 +486,12 @@ class Journal:
 
     # -- recovery
 
-    def recover(self) -> list[str]:
+    def recover(self, *, move_unrecorded: bool = True) -> list[str]:
         """Complete or roll back whatever an earlier, interrupted run left; say what was done.
-        Raises FileSafetyError (with a working fix) when the original cannot be named."""
+        Raises FileSafetyError (with a working fix) when the original cannot be named. With
+        `move_unrecorded` False (a read-only command), bytes without a record that differ from
+        the file are only reported, not renamed aside."""
+        self.move_unrecorded = move_unrecorded
         notes: list[str] = []
         removed = remove_stale_temps(self.path)
         if removed:
@@ -501,16 +504,20 @@ class Journal:
 
     def _recover_record(self) -> list[str]:
         record = self.load()
+        if record is None and not os.path.lexists(self.backup):
+            return []  # CLEAN: nothing to read
         current = self.current()
         if record is None:
-            if not os.path.lexists(self.backup):
-                return []
             data = read_regular(self.backup, follow=False)  # a planted link is refused here
             if data == current:
                 _unlink(self.backup)
                 return [_("An interrupted run left a copy of {path} in {backup} with no record; "
                           "it was the same as {path} and was removed.").format(
                               path=self.path, backup=self.backup)]
+            if not getattr(self, "move_unrecorded", True):
+                return [_("{backup} has no record and differs from {path}; the next switch or "
+                          "restore keeps it aside under a new name and tells you which.").format(
+                              backup=self.backup, path=self.path)]
             aside = self._aside(self.backup, "unrecorded")
             return [_("{backup} had no record and differs from {path}; it is kept as {aside}. "
                       "If it is your original, copy it back over {path} yourself.").format(

@@ -207,6 +207,16 @@ def _backup_path(condarc: Path, record) -> Optional[Path]:
         else condarc_file.backup_meta_path(condarc)
 
 
+def recover(condarc: Path) -> tuple[list[str], Optional[str]]:
+    """Repair what an interrupted switch or restore left beside `condarc` (for `mirror status`):
+    (what was done, in words; why the backup cannot be trusted, with its fix, or None)."""
+    try:
+        with condarc_file.locked(condarc):
+            return condarc_file.journal_for(condarc).recover(move_unrecorded=False), None
+    except CnnsetupError as error:
+        return [], error.message + (f" {error.hint}" if error.hint else "")
+
+
 def restore(condarc: Path, *, force: bool = False) -> RestoreResult:
     """Put back the exact original bytes (or remove the file if there was none); drop the backup.
 
