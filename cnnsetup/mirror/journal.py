@@ -321,14 +321,22 @@ def remove_stale_temps(path: Path) -> list[Path]:
 
 # --- deferred signals --------------------------------------------------------------------------
 
+_deferring: Optional[list[int]] = None  # the signals held by the running deferred_signals()
+
+
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[list[int]]:
     """Hold SIGINT and SIGTERM until the block ends; yields the list of signals that arrived.
     Outside the main thread (where handlers cannot be set) it defers nothing."""
+    global _deferring
+    if _deferring is not None:  # nested: the outer block acts on what arrives
+        yield _deferring
+        return
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
+    _deferring = received
     wanted = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
     previous = {}
     for number in wanted:
@@ -336,6 +344,7 @@ def deferred_signals() -> Iterator[list[int]]:
     try:
         yield received
     finally:
+        _deferring = None
         for number, handler in previous.items():
             signal.signal(number, handler)
 
