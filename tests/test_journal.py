@@ -128,7 +128,7 @@ def test_a_sigint_after_any_step_finishes_the_step_and_says_so(invoke, condarc):
 
 # --- random kill -9 and SIGINT loops over real runs ------------------------------------------------
 
-ITERATIONS = int(os.environ.get("CNNSETUP_TEST_KILL_ITERATIONS", "10"))
+ITERATIONS = int(os.environ.get("CNNSETUP_TEST_KILL_ITERATIONS", "15"))
 
 
 def _timed_run(args: list[str]) -> float:

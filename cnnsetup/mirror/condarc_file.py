@@ -13,9 +13,7 @@ import hashlib
 import json
 import locale
 import os
-import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
