@@ -1,6 +1,10 @@
 """How long `cnnsetup mirror tsinghua --dry-run --no-clean` takes, against the bare cost of
 importing what it needs (`python -c "import click, ruamel.yaml"`). Goal: ratio <= 2.0.
 
+Also: how long a switch (in this process, imports done) takes on large files: the largest real
+.condarc collected (22 kB), one at cnnsetup's limit (MAX_CONDARC_BYTES), and 1 MB / 5 MB files,
+which must be refused (or switched) in under 1 s.
+
 Run: python benchmarks/bench_mirror_switch.py
 """
 
@@ -12,6 +16,43 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import PYTHON, cnnsetup_env, compare, report  # noqa: E402
+
+
+def large_files() -> bool:
+    """Print the time a switch takes (or its refusal) by file size; True when every file over
+    the limit is answered in under 1 s."""
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from cnnsetup.errors import CnnsetupError
+    from cnnsetup.mirror import condarc_file, registry
+    from cnnsetup.mirror.switch import switch
+
+    ok = True
+    entry = "  - https://example.org/channel-{n:07d}\n"
+    for label, size in (("22 kB", 22_000), ("limit", condarc_file.MAX_CONDARC_BYTES),
+                        ("1 MB", 1_000_000), ("5 MB", 5_000_000)):
+        with tempfile.TemporaryDirectory() as home:
+            path = Path(home) / ".condarc"
+            lines, n = ["channels:\n"], 0
+            total = len(lines[0])
+            while total + len(entry.format(n=n)) <= size:
+                lines.append(entry.format(n=n))
+                total += len(lines[-1])
+                n += 1
+            path.write_text("".join(lines), encoding="utf-8")
+            started = time.perf_counter()
+            try:
+                switch(registry.get("tsinghua"), path)
+                outcome = "switched"
+            except CnnsetupError as error:
+                outcome = "refused: " + error.message.split(";")[0]
+            seconds = time.perf_counter() - started
+        if size > condarc_file.MAX_CONDARC_BYTES and seconds >= 1.0:
+            ok = False
+        print(f"{label:>6} ({total:>9} bytes): "
+              f"{seconds:6.3f} s  {outcome}")
+    return ok
 
 
 def main() -> int:
@@ -28,6 +69,7 @@ def main() -> int:
         )
     ok = report("cnnsetup mirror tsinghua --dry-run --no-clean", subject,
                 'python -c "import click, ruamel.yaml"', baseline, goal=2.0)
+    ok = large_files() and ok
     return 0 if ok else 1
 
 

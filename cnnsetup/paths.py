@@ -17,3 +17,23 @@ def cache_dir(env: Optional[Mapping[str, str]] = None, platform: Optional[str] =
         return Path(env["LOCALAPPDATA"]) / "cnnsetup"
     home = env.get("USERPROFILE" if platform == "win32" else "HOME") or str(Path.home())
     return Path(env.get("XDG_CACHE_HOME") or Path(home) / ".cache") / "cnnsetup"
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create `path` and its missing parents. Run as root (`sudo -E` in a user's home), each
+    folder created gets the owner and group of the nearest folder that already existed, so the
+    user's cache stays the user's."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    if missing and hasattr(os, "geteuid") and os.geteuid() == 0:
+        info = os.stat(probe)
+        for folder in missing:
+            if (info.st_uid, info.st_gid) != (0, 0):
+                os.chown(folder, info.st_uid, info.st_gid)
+    return path

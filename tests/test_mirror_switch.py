@@ -261,9 +261,13 @@ def test_an_unreadable_file_is_refused(invoke, isolated_home, monkeypatch):
     if os.geteuid() != 0:
         condarc.chmod(0)
     else:  # root reads anything: stand in for the permission error it cannot get
-        def deny(self):
-            raise PermissionError(13, "Permission denied")
-        monkeypatch.setattr(Path, "read_bytes", deny)
+        real_open = os.open
+
+        def deny(path, *args, **kwargs):
+            if str(path) == str(condarc):
+                raise PermissionError(13, "Permission denied")
+            return real_open(path, *args, **kwargs)
+        monkeypatch.setattr(os, "open", deny)
     result = invoke("mirror", "tsinghua", "--no-clean")
     assert result.exit_code == 1
     assert "Permission denied" in result.stderr
@@ -295,7 +299,7 @@ def test_a_failure_mid_write_leaves_the_original_untouched(invoke, isolated_home
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(condarc_file.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     result = invoke("mirror", "tsinghua", "--no-clean")
     assert result.exit_code == 1
     assert "No space left on device" in result.stderr
@@ -306,7 +310,9 @@ def test_a_failure_mid_write_leaves_the_original_untouched(invoke, isolated_home
 def test_a_write_that_does_not_read_back_is_undone(isolated_home, monkeypatch):
     condarc = isolated_home / ".condarc"
     condarc.write_text(COMMENTED, encoding="utf-8")
-    real_write = condarc_file.write_atomic
+    from cnnsetup.mirror import journal
+
+    real_write = journal.write_atomic
     writes_to_condarc = []
 
     def corrupting_write(path, payload, **kwargs):  # the first write loses its tail; later ones are fine
@@ -314,12 +320,13 @@ def test_a_write_that_does_not_read_back_is_undone(isolated_home, monkeypatch):
             writes_to_condarc.append(payload)
             if len(writes_to_condarc) == 1:
                 payload = payload[:-20]
-        real_write(path, payload, **kwargs)
+        return real_write(path, payload, **kwargs)
 
-    monkeypatch.setattr(condarc_file, "write_atomic", corrupting_write)
+    monkeypatch.setattr(journal, "write_atomic", corrupting_write)
     with pytest.raises(Exception, match="original was put back"):
         switch(registry.get("tsinghua"), condarc)
     assert condarc.read_text(encoding="utf-8") == COMMENTED
+    assert home_files(isolated_home) == [".condarc"]  # the journal rolled back too
 
 
 def test_permission_bits_are_kept(invoke, isolated_home):

@@ -77,7 +77,7 @@ def _target(path: Optional[Path]) -> Path:
 @json_option
 def list_command(condarc: Optional[Path], as_json: bool) -> None:
     target = _target(condarc)
-    current = _current_mirror(target)
+    current, problem = _read_current_mirror(target)
     rows = [
         {
             "name": m.name,
@@ -92,7 +92,8 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         for m in registry.MIRRORS
     ]
     if as_json:
-        print_json({"condarc": str(target), "current": current, "mirrors": rows})
+        print_json({"condarc": str(target), "current": current, "mirrors": rows,
+                    "condarc_error": problem})
         return
     for row in rows:
         mark = style("*", fg="green", bold=True) if row["current"] else " "
@@ -106,7 +107,9 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         lines.append(["PyPI", row["pypi"]])
         echo(table(lines, indent=4))
     echo()
-    if current:
+    if problem:
+        echo(style(_("Warning: ") + problem, fg="yellow"), err=True)
+    elif current:
         echo(_("* {path} points at {mirror}.").format(path=target, mirror=current))
     else:
         echo(_("{path} points at no known mirror (conda uses upstream or its own settings).")
@@ -115,13 +118,20 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
 
 def _current_mirror(condarc: Path) -> Optional[str]:
     """The mirror the user's file points `defaults` (or conda-forge) at, or None."""
+    return _read_current_mirror(condarc)[0]
+
+
+def _read_current_mirror(condarc: Path) -> tuple[Optional[str], Optional[str]]:
+    """(the mirror the user's file points at, or None; why the file cannot be read, or None)."""
     from cnnsetup.mirror import yaml_io
 
     try:
         text = condarc_file.read(condarc)
-        document = yaml_io.load(text.text, source=str(condarc)) if text.exists else {}
-    except CnnsetupError:
-        return None
+        markers = yaml_io.split_markers(text.text, source=str(condarc))
+        document = yaml_io.load(markers.body, source=str(condarc),
+                                first_line=markers.first_line) if text.exists else {}
+    except CnnsetupError as error:
+        return None, error.message
     urls = [str(u) for u in (document.get("default_channels") or []) if isinstance(u, str)]
     custom = document.get("custom_channels") or {}
     if isinstance(custom, dict):
@@ -130,8 +140,8 @@ def _current_mirror(condarc: Path) -> Optional[str]:
     for url in urls:
         found = registry.mirror_of_url(url)
         if found:
-            return found.name
-    return None
+            return found.name, None
+    return None, None
 
 
 # --- mirror NAME / official / auto -----------------------------------------------------------
@@ -285,6 +295,7 @@ def _switch_json(result: SwitchResult) -> dict:
         "backup": str(result.backup) if result.backup else None,
         "diff": result.diff,
         "warnings": result.warnings,
+        "recovered": result.recovered,
         "commands": [["conda", *CLEAN_ARGS], ["conda", "info", "--json"]] if result.dry_run else [],
     }
 
@@ -292,6 +303,8 @@ def _switch_json(result: SwitchResult) -> dict:
 def _show_switch(result: SwitchResult, no_clean: bool) -> None:
     mirror_obj = registry.get(result.mirror)
     title = _(mirror_obj.title) if mirror_obj else result.mirror
+    for note in result.recovered:
+        echo(style(_("Note: ") + note, fg="yellow"))
     if result.dry_run:
         if result.changed and not result.diff:
             echo(_("Would remove the UTF-8 byte-order mark (BOM) at the start of {path}: it can "
@@ -354,24 +367,37 @@ def _colour_diff(diff: str) -> str:
 ))
 @option("--pip", "with_pip", is_flag=True, help=N_(
     "Also put back pip's index-url as it was before cnnsetup changed it."))
+@option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards."))
+@option("--conda", "conda_path", metavar="PATH", help=N_("The conda executable to use."))
 @json_option
-def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_json: bool) -> int:
+def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, no_clean: bool,
+                    conda_path: Optional[str], as_json: bool) -> int:
     from cnnsetup.mirror import pip
 
     target = _target(condarc)
     has_pip_record = pip.load_record(target) is not None
-    has_backup = condarc_file.load_backup(target) is not None
+    # Whether anything is kept is decided under the lock, by restore(); this only chooses
+    # between "nothing for pip nor the file" and restoring the file.
+    has_backup = any(_lexists(p) for p in (condarc_file.backup_meta_path(target),
+                                          condarc_file.backup_bytes_path(target)))
     if with_pip and not has_pip_record and not has_backup:
         raise CnnsetupError(_("There is no cnnsetup backup for {path} nor for pip: nothing to "
                               "restore.").format(path=target))
     result = restore(target, force=force) if (has_backup or not with_pip) else None
+    clean = None
+    if result is not None and not no_clean:
+        found = conda.find_conda(conda_path)
+        clean = conda.clean_index_cache(found) if found else None
     pip_restore = pip.restore_backup(target, force=force) if with_pip and has_pip_record else None
     if as_json:
         payload = _restore_json(result) if result else {"condarc": str(target), "restored": False}
+        payload["clean"] = clean.to_dict() if clean else None
         payload["pip"] = pip_restore.to_dict() if pip_restore else None
         print_json(payload)
         return 0
     if result is not None:
+        for note in result.recovered:
+            echo(style(_("Note: ") + note, fg="yellow"))
         if result.removed:
             echo(_("Removed {path}: there was no such file before cnnsetup.").format(
                 path=result.condarc))
@@ -379,8 +405,7 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_jso
             echo(_("Restored {path} to its original bytes.").format(path=result.condarc))
         if result.kept_aside:
             echo(_("The edited file is kept as {path}.").format(path=result.kept_aside))
-        echo(_("Run `{command}` so conda forgets the mirror's index.").format(
-            command="conda clean -i"))
+        _show_clean(clean, no_clean)
     if pip_restore is not None:
         if pip_restore.removed:
             echo(_("Removed {path}: there was no such file before cnnsetup.").format(
@@ -398,12 +423,36 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, as_jso
     return 0
 
 
+def _lexists(path: Path) -> bool:
+    import os
+
+    return os.path.lexists(path)
+
+
+def _show_clean(clean, no_clean: bool) -> None:
+    """Say whether `conda clean -i` ran after a restore, and what to do when it did not."""
+    if no_clean:
+        echo(_("Skipped `conda clean -i` (--no-clean); run it yourself: {command}").format(
+            command="conda clean -i"))
+    elif clean is None:
+        echo(_("conda was not found, so `{command}` did not run; run it where conda is, so "
+               "conda forgets the mirror's index.").format(command="conda clean -i"))
+    elif clean.ok:
+        echo(_("Ran `{command}`: conda forgot the mirror's index.").format(
+            command="conda clean -i"))
+    else:
+        echo(style(clean.describe(), fg="yellow"))
+        echo(_("Run `{command}` so conda forgets the mirror's index.").format(
+            command="conda clean -i"))
+
+
 def _restore_json(result: RestoreResult) -> dict:
     return {
         "condarc": str(result.condarc),
         "restored": True,
         "removed": result.removed,
         "kept_aside": str(result.kept_aside) if result.kept_aside else None,
+        "recovered": result.recovered,
     }
 
 from cnnsetup.commands.mirror_status import status_command, test_command  # noqa: E402

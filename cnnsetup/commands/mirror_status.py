@@ -19,12 +19,25 @@ MAX_CHANNEL_LINES = 10
         help=N_("The file cnnsetup edits (for the backup check; default: ~/.condarc)."))
 @json_option
 def status_command(conda_path: str | None, condarc: str | None, as_json: bool) -> int:
-    from cnnsetup.mirror.status import collect_status
+    from pathlib import Path
 
+    from cnnsetup.mirror import condarc_file
+    from cnnsetup.mirror.status import collect_status
+    from cnnsetup.mirror.switch import recover
+
+    target = Path(condarc).absolute() if condarc else condarc_file.default_condarc()
+    recovered, backup_problem = recover(target)  # an interrupted switch or restore, repaired
     status = collect_status(conda=conda_path, condarc=condarc)
     if as_json:
-        print_json(status.to_dict())
+        payload = status.to_dict()
+        payload["backup_recovered"] = recovered
+        payload["backup_problem"] = backup_problem
+        print_json(payload)
     else:
+        for note in recovered:
+            echo(style(_("Note: ") + note, fg="yellow"))
+        if backup_problem:
+            echo(style(_("Warning: ") + backup_problem, fg="yellow"), err=True)
         _render_status(status)
     return 0 if status.ok else 1
 

@@ -8,6 +8,7 @@ error text), or it printed something that is not JSON.
 from __future__ import annotations
 
 import json
+import re
 import os
 import sys
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class CondaCall:
             return _("{command} printed something that is not JSON: {output}").format(
                 command=command, output=self.output
             )
-        detail = self.error or _("exit status {code}").format(code=self.returncode)
+        detail = _plain_error(self.error) or _("exit status {code}").format(code=self.returncode)
         if self.exception_name and self.exception_name not in detail:
             detail = f"{self.exception_name}: {detail}"
         return _("{command} failed: {error}").format(command=command, error=detail)
@@ -84,6 +85,20 @@ class CondaCall:
             "error": self.error or None,
             "exception_name": self.exception_name or None,
         }
+
+
+def _plain_error(error: str) -> str:
+    """conda's error text, with a YAML error's raw repr (`DuplicateKeyError('while ...',
+    <ruamel.yaml.error.FileMark object at 0x...>, ...)`) put in plain words."""
+    if "FileMark object" not in error and "Mark object" not in error:
+        return error
+    duplicate = re.search(r'found duplicate key \"?(.+?)\"? with value', error)
+    if duplicate:
+        return _("a configuration file has the key {key} twice; `{command}` shows which file "
+                 "and line").format(key=duplicate.group(1).strip('"'),
+                                    command="cnnsetup mirror status")
+    return _("a configuration file is not valid YAML; `{command}` shows which file and "
+             "line").format(command="cnnsetup mirror status")
 
 
 @dataclass(frozen=True)

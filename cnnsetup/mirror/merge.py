@@ -64,9 +64,7 @@ class ConfigProblem:
             where = _("{path}, line {line}, column {column}").format(
                 path=self.path, line=self.line, column=self.column
             )
-        return _("{error} in {where}: {detail}").format(
-            error=self.name, where=where, detail=self.detail
-        )
+        return _("{where}: {detail}").format(where=where, detail=self.detail)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "line": self.line, "column": self.column,
@@ -201,16 +199,13 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _problem(error: Exception, path: str) -> ConfigProblem:
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    detail = getattr(error, "problem", None) or str(error).splitlines()[0]
-    return ConfigProblem(
-        name=type(error).__name__,
-        path=path,
-        line=mark.line + 1 if mark is not None else None,
-        column=mark.column + 1 if mark is not None else None,
-        detail=str(detail),
-    )
+def _problem(error: Exception, path: str, text: str = "") -> ConfigProblem:
+    """A YAML error in the words every command uses (yaml_io.describe)."""
+    from cnnsetup.mirror.yaml_io import describe
+
+    problem = describe(error, text, path)
+    return ConfigProblem(name=type(error).__name__, path=path, line=problem.line,
+                         column=problem.column, detail=problem.problem)
 
 
 def read_file(file: ConfigFile, encoding: Optional[str] = None) -> ReadFile:
@@ -238,10 +233,10 @@ def read_file(file: ConfigFile, encoding: Optional[str] = None) -> ReadFile:
     try:
         loaded = _yaml().load(text)
     except (ScannerError, ReaderError) as error:
-        result.skipped = _problem(error, file.path)
+        result.skipped = _problem(error, file.path, text)
         return result
     except YAMLError as error:
-        result.error = _problem(error, file.path)
+        result.error = _problem(error, file.path, text)
         return result
     if loaded is None:
         return result

@@ -51,6 +51,7 @@ from typing import Any, Mapping, Optional
 from cnnsetup.errors import CnnsetupError, FileSafetyError
 from cnnsetup.i18n import _
 from cnnsetup.mirror import ini_edit
+from cnnsetup.paths import ensure_dir
 
 SECTION = "global"
 OPTION = "index-url"
@@ -355,17 +356,13 @@ class PipChange:
 
 
 def _read_user_file(path: Path) -> tuple[bool, bytes, str]:
-    """(exists, bytes, text) of the user file; only a regular file is read."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    """(exists, bytes, text) of the user file; only a regular file is read (a FIFO or a
+    device is refused without blocking, see `journal.read_regular`)."""
+    from cnnsetup.mirror import journal
+
+    raw = journal.read_regular(path)
+    if raw is None:
         return False, b"", ""
-    except IsADirectoryError:
-        raise PipConfigError(_("{path} is not a regular file; cnnsetup leaves it alone.").format(
-            path=path)) from None
-    except OSError as error:
-        raise PipConfigError(_("Cannot read {path}: {reason}").format(
-            path=path, reason=error.strerror or error)) from None
     text = _decode(raw, path)
     try:
         parse_values(text)
@@ -398,7 +395,7 @@ def _write_user_file(path: Path, new_text: Optional[str], old_raw: bytes) -> Non
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)  # run as root in a user's home, new folders stay the user's
     condarc_file.write_atomic(path, new_text.encode(_encoding_of(old_raw)))
 
 
@@ -572,11 +569,10 @@ def restore_backup(condarc: Path, force: bool = False,
         _drop_record(condarc)
         return PipRestore(change.user_file or "", False, None, change)
     path = Path(record["path"])
-    exists, raw, _text = (False, b"", "")
-    with contextlib.suppress(PipConfigError):
-        exists, raw, _text = _read_user_file(path)
-    if not exists and path.exists():
-        exists, raw = True, path.read_bytes()
+    from cnnsetup.mirror import journal
+
+    raw = journal.read_regular(path)  # any bytes: a file pip cannot parse is still compared
+    exists, raw = raw is not None, raw or b""
     current = _sha256(raw) if exists else None
     original = base64.b64decode(record["original_b64"]) if record.get("existed") else None
     known = [*record.get("written_sha256", []), record.get("original_sha256")]
@@ -596,7 +592,7 @@ def restore_backup(condarc: Path, force: bool = False,
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     elif raw != original or not exists:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         from cnnsetup.mirror import condarc_file
 
         condarc_file.write_atomic(path, original)

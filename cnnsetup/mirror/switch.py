@@ -1,21 +1,20 @@
 """Switching a .condarc to a mirror, and restoring the user's original: the file-level steps.
 
-`switch` = lock, read, edit (condarc_edit), back up the original the first time, write
-atomically, read back and check. `restore` = put the original bytes back (or remove the file if
-there was none) and drop the backup. Neither talks to conda; the command does that afterwards.
+`switch` = lock, recover an interrupted run, read, edit (condarc_edit), render the bytes and check
+them, then the journal writes (backup first, see journal.py). `restore` = lock, recover, put the
+original bytes back (or remove the file if there was none) and drop the backup. Neither talks to
+conda; the command does that afterwards.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from cnnsetup.errors import CnnsetupError, FileSafetyError
+from cnnsetup.errors import CnnsetupError, ConfigError, FileSafetyError
 from cnnsetup.i18n import _
 from cnnsetup.mirror import condarc_edit, condarc_file, yaml_io
 from cnnsetup.mirror.condarc_file import CondarcText
@@ -58,6 +57,7 @@ class SwitchResult:
     warnings: list[str] = field(default_factory=list)
     original_existed: bool = True  # False: there was no file before cnnsetup's first change
     drops_bom: bool = False  # the change removes a UTF-8 byte-order mark (maybe nothing else)
+    recovered: list[str] = field(default_factory=list)  # what an interrupted run's repair did
 
 
 @dataclass
@@ -67,142 +67,169 @@ class RestoreResult:
     condarc: Path
     removed: bool  # there was no file before cnnsetup, so it was removed
     kept_aside: Optional[Path]
+    recovered: list[str] = field(default_factory=list)  # what an interrupted run's repair did
+
+
+# The keys condarc_edit may change; any other key whose value changes shares it through an alias.
+EDITED_KEYS = ("channels", "default_channels", "custom_channels", "channel_alias",
+               "custom_multichannels", "show_channel_urls")
 
 
 def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
               fallback_encoding: Optional[str] = None) -> Plan:
-    """Read `condarc` and compute the switched file, refusing anything unsafe to edit."""
+    """Read `condarc` and compute the switched file, refusing anything unsafe to edit.
+
+    The steps: read the bytes (regular files only) -> split off document markers -> parse ->
+    edit (condarc_edit) -> refuse an edit that reaches another key through a YAML alias ->
+    render the new bytes -> check that they parse back to the intended settings."""
     platform = sys.platform if platform is None else platform
     current = condarc_file.read(condarc, fallback_encoding=fallback_encoding)
-    document = yaml_io.load(current.text, source=str(condarc))
+    markers = yaml_io.split_markers(current.text, source=str(condarc))
+    document = yaml_io.load(markers.body, source=str(condarc), first_line=markers.first_line)
     condarc_edit.validate(document, str(condarc))
     before = yaml_io.plain(document)
+    shared = _shared_containers(document)
     notes = condarc_edit.apply_mirror(document, mirror, windows=platform == "win32")
     expected = yaml_io.plain(document)
+    _refuse_edits_through_aliases(before, expected, shared, condarc)
     if expected == before and current.exists and not current.had_bom:
         # Nothing to change: not a byte moves (not even mixed line endings).
         return Plan(current, current.text, current.raw, expected, notes.warnings)
-    new_text = yaml_io.dump(document)
-    return Plan(current, new_text, current.encode(new_text), expected, notes.warnings)
+    new_text = markers.header + yaml_io.dump(document) + markers.trailer
+    plan = Plan(current, new_text, current.encode(new_text), expected, notes.warnings)
+    _check_rendered(plan)
+    return plan
+
+
+def _shared_containers(document: dict) -> dict[int, list[str]]:
+    """For each list or mapping reachable from two or more top-level keys (a YAML anchor `&a`
+    and its alias `*a`): the keys that reach it, in file order."""
+    reach: dict[int, list[str]] = {}
+
+    def walk(node, key: str, seen: set[int]) -> None:
+        if isinstance(node, (dict, list)):
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            owners = reach.setdefault(id(node), [])
+            if key not in owners:
+                owners.append(key)
+            for child in (node.values() if isinstance(node, dict) else node):
+                walk(child, key, seen)
+
+    for key, value in document.items():
+        walk(value, str(key), set())
+    return {node: keys for node, keys in reach.items() if len(keys) > 1}
+
+
+def _refuse_edits_through_aliases(before: dict, after: dict, shared: dict[int, list[str]],
+                                  condarc: Path) -> None:
+    """Refuse, naming both keys, an edit that changes a value another key shares."""
+    changed = [k for k in set(before) | set(after) if before.get(k) != after.get(k)]
+    pairs = []
+    for keys in shared.values():
+        for key in keys:
+            if key in changed:
+                pairs += [(key, other) for other in keys if other != key]
+    if not pairs:  # a key outside the edit changed: it can only share a value with one inside
+        pairs = [(next((k for k in sorted(changed) if k in EDITED_KEYS), "channels"), key)
+                 for key in changed if key not in EDITED_KEYS]
+    if pairs:
+        edited, other = sorted(pairs)[0]
+        raise ConfigError(_(
+            "In {path}, {other} and {edited} share one value through a YAML anchor and alias "
+            "(&name ... *name). Switching would change {edited}, and with it {other}, so "
+            "nothing was changed. Write the value of {other} out in full instead of the alias, "
+            "then try again."
+        ).format(path=condarc, other=other, edited=edited))
+
+
+def _check_rendered(plan: Plan) -> None:
+    """The new bytes must decode and parse back to the intended settings before they are
+    written; otherwise nothing is written."""
+    path = plan.current.path
+    try:
+        text = plan.new_bytes.decode(plan.current.encoding).replace("\r\n", "\n")
+        markers = yaml_io.split_markers(text, source=str(path))
+        problem = None
+        if yaml_io.plain(yaml_io.load(markers.body, source=str(path))) != plan.expected:
+            problem = _("the file does not read back as intended")
+    except (UnicodeError, CnnsetupError) as error:
+        problem = str(error)
+    if problem is not None:
+        raise FileSafetyError(
+            _("The new {path} would not read back as intended ({problem}); nothing was "
+              "changed.").format(path=path, problem=problem))
 
 
 def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Optional[str] = None,
            fallback_encoding: Optional[str] = None) -> SwitchResult:
-    """Point `condarc` at `mirror`, keeping the original as a backup the first time."""
-    if dry_run:
-        plan = make_plan(mirror, condarc, platform=platform, fallback_encoding=fallback_encoding)
-        existing = condarc_file.load_backup(condarc)
-        return SwitchResult(mirror.name, condarc, plan.changed, True, plan.diff(),
-                            existing.path if existing else None, plan.warnings,
-                            existing.existed if existing else plan.current.exists,
-                            plan.current.had_bom)
-    condarc_file.check_writable(condarc)
+    """Point `condarc` at `mirror`, keeping the original as a backup the first time.
+
+    Under the lock: recover what an interrupted run left (journal.recover) -> plan (read, edit,
+    render bytes) -> journal write (backup first, then the record, then the file)."""
     with condarc_file.locked(condarc):
+        if dry_run:  # read under the lock too: never a half-made backup of a running switch
+            plan = make_plan(mirror, condarc, platform=platform,
+                             fallback_encoding=fallback_encoding)
+            record = condarc_file.load_backup(condarc)
+            return SwitchResult(mirror.name, condarc, plan.changed, True, plan.diff(),
+                                _backup_path(condarc, record), plan.warnings,
+                                record.existed if record else plan.current.exists,
+                                plan.current.had_bom)
+        condarc_file.check_writable(condarc)
+        journal = condarc_file.journal_for(condarc)
+        recovered = journal.recover()
         plan = make_plan(mirror, condarc, platform=platform, fallback_encoding=fallback_encoding)
-        backup = condarc_file.load_backup(condarc)
         if not plan.changed:
             return SwitchResult(mirror.name, condarc, False, False, "",
-                                backup.path if backup else None, plan.warnings,
-                                backup.existed if backup else plan.current.exists)
+                                _backup_path(condarc, journal.record), plan.warnings,
+                                journal.record.existed if journal.record else plan.current.exists,
+                                recovered=recovered)
         warnings = list(plan.warnings)
-        created_backup = backup is None
-        if backup is None:
-            backup = condarc_file.new_backup(plan.current)
-            condarc_file.save_backup(backup, plan.current.raw if plan.current.exists else None)
-        elif backup.last_written_sha256 not in (None, condarc_file.sha256(plan.current.raw)):
-            warnings.append(
-                _(
-                    "{path} was edited since cnnsetup last changed it; `cnnsetup mirror "
-                    "restore` brings back the original from {created}, not those edits."
-                ).format(path=condarc, created=backup.created)
-            )
-        try:
-            condarc_file.write_atomic(condarc, plan.new_bytes)
-            _check_written(plan)
-        except BaseException:
-            if created_backup:
-                condarc_file.drop_backup(backup)
-            raise
-        backup.last_written_sha256 = condarc_file.sha256(plan.new_bytes)
-        condarc_file.save_backup(backup)
-        return SwitchResult(mirror.name, condarc, True, False, plan.diff(), backup.path, warnings,
-                            backup.existed, plan.current.had_bom)
+        carried = journal.write(plan.new_bytes)
+        if carried:
+            warnings.append(_(
+                "{path} was edited by hand since cnnsetup last changed it; those edits are kept "
+                "in the new file. `cnnsetup mirror restore` will ask for --force before it puts "
+                "back the original from {created} (and keeps the edited file aside)."
+            ).format(path=condarc, created=journal.record.created))
+        return SwitchResult(mirror.name, condarc, True, False, plan.diff(),
+                            _backup_path(condarc, journal.record), warnings,
+                            journal.record.existed, plan.current.had_bom, recovered=recovered)
 
 
-def _check_written(plan: Plan) -> None:
-    """Read the file back; if it is not what was meant, put the original back and fail."""
-    path = plan.current.path
-    problem = None
+def _backup_path(condarc: Path, record) -> Optional[Path]:
+    """The file to point the user at: the original's bytes, or the record when there was none."""
+    if record is None:
+        return None
+    return condarc_file.backup_bytes_path(condarc) if record.existed \
+        else condarc_file.backup_meta_path(condarc)
+
+
+def recover(condarc: Path) -> tuple[list[str], Optional[str]]:
+    """Repair what an interrupted switch or restore left beside `condarc` (for `mirror status`):
+    (what was done, in words; why the backup cannot be trusted, with its fix, or None)."""
     try:
-        written = path.read_bytes()
-        if written != plan.new_bytes:
-            problem = _("the bytes on disk differ from what was written")
-        else:
-            text = written.decode(plan.current.encoding).replace("\r\n", "\n")
-            if yaml_io.plain(yaml_io.load(text, source=str(path))) != plan.expected:
-                problem = _("the file does not read back as intended")
-    except (OSError, CnnsetupError) as error:
-        problem = str(error)
-    if problem is None:
-        return
-    if plan.current.exists:
-        condarc_file.write_atomic(path, plan.current.raw)
-    else:
-        path.unlink(missing_ok=True)
-    raise FileSafetyError(
-        _("Checking {path} after writing failed ({problem}); the original was put back.").format(
-            path=path, problem=problem
-        )
-    )
+        with condarc_file.locked(condarc):
+            return condarc_file.journal_for(condarc).recover(move_unrecorded=False), None
+    except CnnsetupError as error:
+        return [], error.message + (f" {error.hint}" if error.hint else "")
 
 
 def restore(condarc: Path, *, force: bool = False) -> RestoreResult:
-    """Put back the exact original bytes (or remove the file if there was none); drop the backup."""
-    if condarc_file.load_backup(condarc) is None:
-        raise CnnsetupError(
-            _("There is no cnnsetup backup for {path}: nothing to restore.").format(path=condarc)
-        )
+    """Put back the exact original bytes (or remove the file if there was none); drop the backup.
+
+    Refuses (FileSafetyError) when the file holds edits cnnsetup did not write, or carried into
+    a later switch, unless `force`, which keeps the edited file aside first."""
     with condarc_file.locked(condarc):
-        backup = condarc_file.load_backup(condarc)
-        if backup is None:  # restored by another run meanwhile
-            raise CnnsetupError(
-                _("There is no cnnsetup backup for {path}: nothing to restore.").format(path=condarc)
-            )
-        original = backup.original_bytes()
-        try:
-            current: Optional[bytes] = condarc.read_bytes()
-        except FileNotFoundError:
-            current = None
-        kept_aside = None
-        edited = current is not None and backup.last_written_sha256 not in (
-            None, condarc_file.sha256(current)
-        ) and current != original
-        if edited:
-            if not force:
-                raise FileSafetyError(
-                    _(
-                        "{path} was edited after cnnsetup last changed it. Restoring would "
-                        "throw those edits away; nothing was changed."
-                    ).format(path=condarc),
-                    hint=_("To restore anyway and keep the edited file aside: {command}").format(
-                        command="cnnsetup mirror restore --force"
-                        + (f' --condarc "{condarc}"' if condarc != condarc_file.default_condarc() else "")
-                    ),
-                )
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            kept_aside = condarc.with_name(f"{condarc.name}.cnnsetup-edited-{stamp}")
-            condarc_file.write_atomic(kept_aside, current,  # type: ignore[arg-type]
-                                      new_mode=condarc_file.mode_of(condarc))
-        if original is None:
-            # The file cnnsetup created; through a symlink that is the link's target, and the
-            # link itself (the user's) stays as it was.
-            Path(os.path.realpath(condarc)).unlink(missing_ok=True)
-        else:
-            condarc_file.write_atomic(condarc, original)
-            if condarc.read_bytes() != original:
-                raise FileSafetyError(
-                    _("Restoring {path} did not read back as the original; the backup is kept.")
-                    .format(path=condarc)
-                )
-        condarc_file.drop_backup(backup)
-        return RestoreResult(condarc, original is None, kept_aside)
+        journal = condarc_file.journal_for(condarc)
+        recovered = journal.recover()
+        if journal.record is None:
+            raise CnnsetupError(" ".join(recovered + [
+                _("There is no cnnsetup backup for {path}: nothing to restore.").format(
+                    path=condarc)]))
+        command = "cnnsetup mirror restore --force" + (
+            f' --condarc "{condarc}"' if condarc != condarc_file.default_condarc() else "")
+        outcome = journal.restore(force=force, force_command=command)
+        return RestoreResult(condarc, outcome.removed, outcome.kept_aside, recovered)
