@@ -3,7 +3,6 @@ aliases, document markers, bad bytes, huge files, broken YAML read the same in e
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess

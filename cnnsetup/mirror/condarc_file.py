@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import locale
 import os
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
@@ -210,28 +208,6 @@ def journal_for(condarc: Path) -> journal.Journal:
 def load_backup(condarc: Path) -> Optional[journal.Record]:
     """The record kept for `condarc` as it is on disk (no recovery, no lock), or None."""
     return journal.Journal(condarc).load()
-
-
-def _read_record(path: Path) -> Optional[dict]:
-    """One of cnnsetup's JSON records, or None when it does not exist; unreadable is an error."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        raise FileSafetyError(
-            _("The backup record {path} cannot be read: {reason}").format(path=path, reason=error)
-        ) from None
-    if not isinstance(record, dict):
-        raise FileSafetyError(
-            _("The backup record {path} cannot be read: {reason}").format(
-                path=path, reason=_("it is not a cnnsetup record")))
-    return record
-
-
-def _write_record(path: Path, record: dict) -> None:
-    journal.write_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"),
-                         follow=False, mode=0o600, owner=journal.owner_for(path))
 
 
 def mode_of(path: Path) -> int:

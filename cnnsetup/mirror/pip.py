@@ -497,10 +497,12 @@ def load_record(condarc: Path) -> Optional[dict]:
 
 
 def _save_record(condarc: Path, record: dict) -> None:
-    from cnnsetup.mirror import condarc_file
+    from cnnsetup.mirror import journal
 
-    condarc_file.write_atomic(record_path(condarc),
-                              (json.dumps(record, indent=2) + "\n").encode("utf-8"), new_mode=0o600)
+    path = record_path(condarc)
+    # Never through a link: a link planted at the record's name is refused, not followed.
+    journal.write_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"),
+                         follow=False, mode=0o600, owner=journal.owner_for(path))
 
 
 def _drop_record(condarc: Path) -> None:
