@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cnnsetup.mirror import condarc_file, speedtest
+from cnnsetup.mirror import speedtest
 from tests.conda_helpers import calls, make_install
 
 TUNA = "https://mirrors.tuna.tsinghua.edu.cn/anaconda"
