@@ -36,7 +36,7 @@ _PROCESS_SHELLS = {
     "bash": POSIX, "bash.exe": POSIX, "zsh": POSIX, "sh": POSIX, "dash": POSIX, "fish": POSIX,
     "ksh": POSIX, "sh.exe": POSIX,
 }
-_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./\\-]+$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_@%+:,./\\-]+$")
 
 
 def detect(platform: str = sys.platform, env: Optional[Mapping[str, str]] = None) -> str:

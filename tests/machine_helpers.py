@@ -179,6 +179,43 @@ def write_fake_torch(root: Path, facts: Optional[dict] = None, *, body: Optional
     return root
 
 
+def write_fake_torch_dist(root: Path, version: str, installer: str = "pip") -> Path:
+    """A site folder holding only torch's metadata (what `importlib.metadata` and pip read)."""
+    dist = root / f"torch-{version.split('+')[0]}.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n",
+                                   encoding="utf-8")
+    (dist / "INSTALLER").write_text(installer + "\n", encoding="utf-8")
+    return root
+
+
+def write_sysfs(root: Path, devices, *, module_version: Optional[str] = None) -> Path:
+    """A fake "/" with /sys/bus/pci/devices for `devices` [(address, device id, bound driver or
+    None[, vendor, class])] and, when `module_version` is given, /proc/driver/nvidia/version
+    as the loaded kernel module writes it."""
+    pci = root / "sys" / "bus" / "pci" / "devices"
+    pci.mkdir(parents=True, exist_ok=True)
+    drivers = root / "sys" / "bus" / "pci" / "drivers"
+    for address, device_id, driver, *more in devices:
+        vendor = more[0] if more else "0x10de"
+        klass = more[1] if len(more) > 1 else "0x030000"
+        folder = pci / address
+        folder.mkdir()
+        (folder / "vendor").write_text(vendor + "\n")
+        (folder / "device").write_text(device_id + "\n")
+        (folder / "class").write_text(klass + "\n")
+        if driver:
+            (drivers / driver).mkdir(parents=True, exist_ok=True)
+            (folder / "driver").symlink_to(drivers / driver)
+    if module_version:
+        proc = root / "proc" / "driver" / "nvidia"
+        proc.mkdir(parents=True, exist_ok=True)
+        (proc / "version").write_text(
+            f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {module_version}  Release Build\n"
+            "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+    return root
+
+
 def bare_python(root: Path) -> str:
     """A real interpreter without torch (nor anything else): a venv made without pip."""
     target = root / "bare-venv"

@@ -10,6 +10,8 @@ from cnnsetup.machine.findings import evaluate
 from cnnsetup.machine.torch_install import machine_from_facts, recommend
 from tests.machine_helpers import GIB, make_facts, nvidia
 
+PY = '"/home/student/venv/bin/python"'
+
 CU124_ARCHS = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
 
 
@@ -48,7 +50,7 @@ def test_cpu_only_torch_on_an_nvidia_machine_fails_with_a_cuda_index_fix():
     facts = make_facts(nvidia=nvidia("blackwell"))
     finding = by_id(evaluate(facts))["torch.cpu_only_with_gpu"]
     assert finding.status == "fail"
-    assert finding.fix.splitlines()[0] == "python -m pip uninstall -y torch"
+    assert finding.fix.splitlines()[0] == f"{PY} -m pip uninstall -y torch"
     assert "--index-url https://download.pytorch.org/whl/cu128" in finding.fix
 
 
@@ -73,16 +75,26 @@ def test_torchs_own_too_old_warning_counts_even_when_nvidia_smi_gave_no_version(
     assert statuses(evaluate(facts))["driver.too_old"] == "fail"
 
 
-def test_a_card_missing_from_the_wheels_arch_list_fails():
+def test_a_card_newer_than_the_wheels_arch_list_is_too_new_for_the_build():
     facts = make_facts(nvidia=nvidia("blackwell"), torch=cuda_torch(
         "2.5.1+cu124", "12.4", devices=[{"index": 0, "name": "NVIDIA GeForce RTX 5090",
                                          "capability": "12.0"}]))
     found = evaluate(facts)
-    finding = by_id(found)["gpu.arch_unsupported"]
+    assert "gpu.arch_unsupported" not in by_id(found)
+    finding = by_id(found)["gpu.too_new"]
     assert finding.status == "fail"
     assert "sm_120" in finding.summary
     assert "/whl/cu128" in finding.fix
     assert "cuda.available" not in by_id(found)
+
+
+def test_a_card_older_than_every_architecture_of_the_build_is_unsupported():
+    facts = make_facts(nvidia=nvidia("pascal_575"), torch=cuda_torch(
+        "2.13.0+cu130", "13.0", ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]))
+    found = by_id(evaluate(facts))
+    assert "gpu.too_new" not in found
+    assert found["gpu.arch_unsupported"].status == "fail"
+    assert "sm_61" in found["gpu.arch_unsupported"].summary
 
 
 def test_a_pascal_card_runs_sm_60_code():
@@ -97,9 +109,10 @@ def test_windows_dll_error_points_at_the_visual_cpp_redistributable():
              '"C:\\env\\Lib\\site-packages\\torch\\lib\\fbgemm.dll" or one of its dependencies.')
     facts = make_facts(platform="win32", torch=TorchFacts(installed=True, importable=False,
                                                           version="2.5.1", error=error))
-    finding = by_id(evaluate(facts))["torch.dll_error"]
+    finding = by_id(evaluate(facts))["torch.vc_runtime_missing"]
     assert finding.status == "fail"
     assert finding.detail == error
+    assert "fbgemm.dll" in finding.summary
     assert finding.fix == "winget install --id Microsoft.VCRedist.2015+.x64 -e"
     assert "https://aka.ms/vs/17/release/vc_redist.x64.exe" in finding.summary
 
@@ -108,7 +121,7 @@ def test_a_shared_library_error_on_linux_suggests_reinstalling():
     facts = make_facts(torch=TorchFacts(installed=True, importable=False, version="2.5.1",
                                         error="OSError: libcudnn.so.9: cannot open shared object file"))
     finding = by_id(evaluate(facts))["torch.dll_error"]
-    assert finding.fix.startswith("python -m pip uninstall -y torch\n")
+    assert finding.fix.startswith(f"{PY} -m pip uninstall -y torch\n")
 
 
 @pytest.mark.parametrize("torch", [
@@ -122,7 +135,7 @@ def test_a_shared_library_error_on_linux_suggests_reinstalling():
 def test_numpy_abi_mismatch(torch):
     finding = by_id(evaluate(make_facts(torch=torch)))["numpy.abi_mismatch"]
     assert finding.status == "fail"
-    assert finding.fix == 'python -m pip install "numpy<2"'
+    assert finding.fix == f'{PY} -m pip install "numpy<2"'
 
 
 def test_numpy_absent_is_a_warning_not_a_mismatch():
@@ -133,7 +146,7 @@ def test_numpy_absent_is_a_warning_not_a_mismatch():
     findings = by_id(evaluate(make_facts(torch=torch)))
     assert "numpy.abi_mismatch" not in findings
     assert findings["numpy.missing"].status == "warn"
-    assert findings["numpy.missing"].fix == "python -m pip install numpy"
+    assert findings["numpy.missing"].fix == f"{PY} -m pip install numpy"
 
 
 def test_missing_torch_fails_with_the_torch_command_as_fix():
@@ -179,10 +192,18 @@ def test_an_unsupported_python_with_a_working_torch_is_only_a_warning():
 def test_conda_pytorch_mixed_with_pip_torch():
     torch = TorchFacts(installed=True, importable=True, version="2.5.1", installers=["pip"],
                        dist_versions=["2.5.1"], conda_pytorch=["pytorch-2.5.1-py3.11_cuda12.4_0"])
-    finding = by_id(evaluate(make_facts(torch=torch, conda={"found": True})))["torch.conda_pip_mix"]
+    facts = make_facts(torch=torch, conda={"found": True, "path": "/opt/conda/bin/conda",
+                                           "base": "/opt/conda"},
+                       python={"env_name": "dl", "prefix": "/opt/conda/envs/dl",
+                               "executable": "/opt/conda/envs/dl/bin/python"})
+    finding = by_id(evaluate(facts))["torch.conda_pip_mix"]
     assert finding.status == "fail"
-    assert finding.fix.splitlines()[:2] == ["conda remove -y --force pytorch",
-                                           "python -m pip uninstall -y torch"]
+    # One installer per environment: a fresh one for pip's torch, never pip over conda's files.
+    assert "uninstall" not in finding.fix
+    assert finding.fix.splitlines() == [
+        '"/opt/conda/bin/conda" create -y -n dl-pip python=3.11',
+        '"/opt/conda/envs/dl-pip/bin/python" -m pip install torch --index-url '
+        'https://download.pytorch.org/whl/cpu']
 
 
 def test_mps_built_but_unavailable_on_macos():

@@ -78,9 +78,10 @@ class Kind:
     status: str
     summary: str  # English, marked with N_(), translated when the finding is made
     fix: Optional[str] = None  # a recipe name of Context.fix, or None
+    key: Optional[str] = None  # the row's name when two rows share an id ("id:variant")
 
 
-KINDS: dict[str, Kind] = {k.id: k for k in (
+KINDS: dict[str, Kind] = {k.key or k.id: k for k in (
     # Python
     Kind("python.version", "pass", N_("Python {version}, 64-bit: current torch supports it.")),
     Kind("python.32bit", "fail", N_(
@@ -141,9 +142,9 @@ KINDS: dict[str, Kind] = {k.id: k for k in (
     Kind("numpy.abi_mismatch", "fail", N_(
         "torch and NumPy {numpy} do not work together (a module was built for NumPy 1; "
         "torch.from_numpy fails)."), "numpy_pin"),
-    Kind("numpy.import_abi_mismatch", "fail", N_(
+    Kind("numpy.abi_mismatch", "fail", N_(
         "torch fails to import because of NumPy {numpy}: a module was built for another NumPy "
-        "ABI."), "numpy_pin"),
+        "ABI."), "numpy_pin", key="numpy.abi_mismatch:import"),
     Kind("numpy.missing", "warn", N_(
         "NumPy is not installed: torch works, but torch.from_numpy and most course notebooks "
         "need it."), "numpy_install"),
@@ -284,11 +285,11 @@ class Context:
 
     # -------------------------------------------------------------- building findings
 
-    def finding(self, kind_id: str, detail: Optional[str] = None, *, status: Optional[str] = None,
+    def finding(self, kind_key: str, detail: Optional[str] = None, *, status: Optional[str] = None,
                 fix: Optional[str] = "", **values) -> Finding:
-        """The Finding of KINDS[kind_id] with `values` in its summary; `fix` "" means the
+        """The Finding of KINDS[kind_key] with `values` in its summary; `fix` "" means the
         kind's recipe, None none, any other text that text."""
-        kind = KINDS[kind_id]
+        kind = KINDS[kind_key]
         summary = _(kind.summary).format(**values) if kind.summary != "{text}" else values["text"]
         if fix == "":
             fix = self.fix(kind.fix, values) if kind.fix else None
@@ -545,7 +546,7 @@ def _import_failure(ctx: Context) -> Finding:
     torch = ctx.facts.torch
     error = torch.error or ""
     if _is_numpy_problem(error):
-        return ctx.finding("numpy.import_abi_mismatch", error, numpy=torch.numpy_version or "?")
+        return ctx.finding("numpy.abi_mismatch:import", error, numpy=torch.numpy_version or "?")
     known = classify_import_failure(error, ctx.facts.platform)
     if known:
         return _known_failure(ctx, known)

@@ -232,8 +232,11 @@ def _driver_broken(machine: Machine) -> Recommendation:
                    "driver first. The CUDA build is the one this card will use.")
     releases = _releases_for_python(machine)
     installed = installed_build(machine.installed_torch, machine.platform, machine.arch)
-    release = releases[-1]
-    variant = (release.variant(installed) if installed and installed.startswith("cu") else None)
+    # The installed CUDA build when there is one (in the newest release that has it), else the
+    # newest release's newest CUDA: a current driver runs it.
+    having = [r for r in releases if installed and r.variant(installed)]
+    release = having[-1] if having else releases[-1]
+    variant = release.variant(installed) if having and installed else None
     if variant is None:
         variant = max(release.variants, key=lambda v: v.cuda)
     rec = _cuda_recommendation(machine, releases, release, variant, [reason])
