@@ -66,8 +66,14 @@ def _parent_shell() -> Optional[str]:
     return None
 
 
+class PathArg(str):
+    """An argument that is a path: always quoted, so it reads as one thing whatever it holds."""
+
+
 def quote(word: str, shell: str = POSIX) -> str:
-    """`word` as one argument in `shell`; plain words stay as they are."""
+    """`word` as one argument in `shell`; plain words stay as they are (a PathArg never)."""
+    if isinstance(word, PathArg):
+        return quote_always(word, shell)
     if word and _PLAIN.match(word) and not (shell == POSIX and "\\" in word):
         return word
     return quote_always(word, shell)

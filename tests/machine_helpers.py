@@ -225,6 +225,48 @@ def bare_python(root: Path) -> str:
     return str(exe)
 
 
+def make_env(root: Path, name: str, *, torch: Optional[dict] = None,
+             torch_body: Optional[str] = None, dist: Optional[str] = None,
+             installer: str = "pip", conda_records: tuple = ()) -> str:
+    """A real environment at root/name (a venv without pip): optionally a fake torch in its
+    site-packages (answering with `torch` facts, or running `torch_body`), torch's metadata
+    (`dist` version, installed by pip) and conda-meta records (names such as
+    "pytorch-2.3.0-py3.11_cpu_0", written as conda writes them). Returns its python."""
+    target = root / name
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True,
+                   capture_output=True, timeout=120)
+    if os.name == "nt":
+        python, site = target / "Scripts" / "python.exe", target / "Lib" / "site-packages"
+    else:
+        python = target / "bin" / "python"
+        site = target / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    if torch is not None or torch_body is not None:
+        write_fake_torch(site, torch, body=torch_body)
+    if dist:
+        write_fake_torch_dist(site, dist, installer)
+    if conda_records:
+        meta = target / "conda-meta"
+        meta.mkdir()
+        for record in conda_records:
+            package, version, build = record.rsplit("-", 2)
+            (meta / f"{record}.json").write_text(json.dumps({
+                "name": package, "version": version, "build": build,
+                "channel": "https://conda.anaconda.org/pytorch/linux-64", "files": []}))
+    return str(python)
+
+
+def write_kernel(data_dir: Path, name: str, python: str, display_name: Optional[str] = None,
+                 **more) -> Path:
+    """A kernelspec as `python -m ipykernel install` writes it: data_dir/kernels/name/kernel.json."""
+    folder = data_dir / "kernels" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": display_name or name, "language": "python",
+            "metadata": {"debugger": True}, **more}
+    (folder / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return folder
+
+
 def site_with(root: Path, *modules: str) -> Path:
     """A folder holding only `modules` (linked from this interpreter), for a PYTHONPATH that
     lets a bare interpreter run cnnsetup without seeing torch."""

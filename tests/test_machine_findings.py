@@ -201,7 +201,7 @@ def test_conda_pytorch_mixed_with_pip_torch():
     # One installer per environment: a fresh one for pip's torch, never pip over conda's files.
     assert "uninstall" not in finding.fix
     assert finding.fix.splitlines() == [
-        '"/opt/conda/bin/conda" create -y -n dl-pip python=3.11',
+        '"/opt/conda/bin/conda" create -y -n dl-pip "python=3.11"',
         '"/opt/conda/envs/dl-pip/bin/python" -m pip install torch --index-url '
         'https://download.pytorch.org/whl/cpu']
 

@@ -248,10 +248,15 @@ def _kernels(platform: str, env: Mapping[str, str], main_python: str,
     folders = jupyter_module.data_dirs(platform, env, prefixes, prefer_env=in_env)
     found = jupyter_module.find_kernels(folders, platform, default_python=main_python)
     main = jupyter_module.interpreter_key(main_python)
-    others = [k for k in found if not (k.interpreter and
-                                       jupyter_module.interpreter_key(k.interpreter) == main)]
+    others = [k for k in found if not _runs_main(k, main)]
     jupyter_module.probe(others, timeout=timeout, env=env)
     return found
+
+
+def _runs_main(kernel: Kernel, main_key: str) -> bool:
+    """The kernel runs the interpreter the torch worker probes, in the same environment."""
+    return bool(kernel.interpreter and kernel.interpreter_exists and not kernel.env
+                and jupyter_module.interpreter_key(kernel.interpreter) == main_key)
 
 
 def _fill_main_kernels(kernels: list[Kernel], main_python: str, torch: "TorchFacts",
@@ -259,7 +264,7 @@ def _fill_main_kernels(kernels: list[Kernel], main_python: str, torch: "TorchFac
     """Kernels that run the probed interpreter get the torch worker's answer (no second probe)."""
     main = jupyter_module.interpreter_key(main_python)
     for kernel in kernels:
-        if not (kernel.interpreter and jupyter_module.interpreter_key(kernel.interpreter) == main):
+        if not _runs_main(kernel, main):
             continue
         kernel.python = python.version
         kernel.prefix = python.prefix

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 from cnnsetup import shell as shell_module
+from cnnsetup.shell import PathArg
 from cnnsetup.i18n import N_, _
 from cnnsetup.machine import cuda_tables as tables
 from cnnsetup.machine.facts import Facts
@@ -337,7 +338,7 @@ class Context:
     def _fix_reinstall_torch(self, values: dict) -> Optional[str]:
         if self.conda_torch:
             prefix = self.facts.python.prefix
-            return self.conda("install", "-p", prefix, "-y", "--force-reinstall", "pytorch")
+            return self.conda("install", "-p", PathArg(prefix), "-y", "--force-reinstall", "pytorch")
         lines = [self.pip("uninstall", "-y", "torch"), *(self.rec.commands if self.rec else [])]
         return "\n".join(_unique(lines))
 
@@ -358,17 +359,17 @@ class Context:
 
     def _fix_numpy_pin(self, values: dict) -> Optional[str]:
         if self.conda_torch:
-            return self.conda("install", "-p", self.facts.python.prefix, "-y", "numpy<2")
+            return self.conda("install", "-p", PathArg(self.facts.python.prefix), "-y", "numpy<2")
         return self.pip_install("numpy<2")
 
     def _fix_numpy_install(self, values: dict) -> Optional[str]:
         if self.conda_torch:
-            return self.conda("install", "-p", self.facts.python.prefix, "-y", "numpy")
+            return self.conda("install", "-p", PathArg(self.facts.python.prefix), "-y", "numpy")
         return self.pip_install("numpy")
 
     def _fix_mkl(self, values: dict) -> Optional[str]:
         if self.conda_torch:
-            return self.conda("install", "-p", self.facts.python.prefix, "-y", MKL_BEFORE_ITT_SPLIT)
+            return self.conda("install", "-p", PathArg(self.facts.python.prefix), "-y", MKL_BEFORE_ITT_SPLIT)
         return self._fix_fresh_env(values)
 
     def _fix_clean(self, values: dict) -> Optional[str]:
@@ -393,7 +394,8 @@ class Context:
             home = facts.system.home or "~"
             folder = _join(windows, home, name)
             python = _join(windows, folder, "Scripts\\python.exe" if windows else "bin/python")
-            lines = [shell_module.python_command(self.python, ["-m", "venv", folder], self.shell)]
+            lines = [shell_module.python_command(self.python, ["-m", "venv", PathArg(folder)],
+                                                 self.shell)]
         return lines, python
 
     def _fix_fresh_env(self, values: dict) -> Optional[str]:

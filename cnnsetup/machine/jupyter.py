@@ -67,6 +67,7 @@ class Kernel:
     language: str
     spec_dir: str
     argv: list[str] = field(default_factory=list)
+    env: dict = field(default_factory=dict)  # kernel.json's "env": set for the kernel process
     interpreter: Optional[str] = None  # full path of the kernel's Python; None when unknown
     interpreter_exists: Optional[bool] = None
     python: Optional[str] = None  # "3.11.9"
@@ -171,9 +172,10 @@ def find_kernels(folders: Sequence[tuple[str, Optional[str]]], platform: str = s
             if not isinstance(spec, dict):
                 continue
             argv = [str(a) for a in spec.get("argv") or []]
+            spec_env = spec.get("env") if isinstance(spec.get("env"), dict) else {}
             kernel = Kernel(name=name, display_name=str(spec.get("display_name") or name),
                             language=str(spec.get("language") or ""), spec_dir=str(entry),
-                            argv=argv)
+                            argv=argv, env={str(k): str(v) for k, v in spec_env.items()})
             if kernel.is_python and argv:
                 kernel.interpreter = _interpreter(argv[0], prefix, platform, default_python)
                 kernel.interpreter_exists = bool(kernel.interpreter) and os.path.isfile(
@@ -202,32 +204,27 @@ def python_in(prefix: str, platform: str) -> str:
 
 
 def probe(kernels: Sequence[Kernel], *, timeout: float = KERNEL_TIMEOUT_S,
-          env: Optional[Mapping[str, str]] = None,
-          known: Optional[Mapping[str, dict]] = None) -> list[Kernel]:
-    """Ask each Python kernel's interpreter for its version and torch, all at once; each
-    interpreter once. `known` maps an interpreter's real path to an answer already had (the
-    torch worker's), which is used instead of starting it again."""
+          env: Optional[Mapping[str, str]] = None) -> list[Kernel]:
+    """Ask each Python kernel's interpreter (with its kernel.json "env") for its version and
+    torch, all at once, each interpreter once."""
     env = dict(os.environ if env is None else env)
     env.pop("PYTHONSTARTUP", None)
     env.setdefault("PYTHONIOENCODING", "utf-8")
-    todo = {}
+    todo: dict[tuple, tuple[str, dict]] = {}
     for kernel in kernels:
         if kernel.is_python and kernel.interpreter and kernel.interpreter_exists:
-            todo.setdefault(_real(kernel.interpreter), kernel.interpreter)
-    answers: dict[str, dict] = {}
-    for real in list(todo):
-        if known and real in known:
-            answers[real] = dict(known[real])
-            del todo[real]
+            todo.setdefault(_key(kernel), (kernel.interpreter, {**env, **kernel.env}))
+    answers: dict[tuple, dict] = {}
     if todo:
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            futures = {real: pool.submit(_ask, path, timeout, env) for real, path in todo.items()}
-            for real, future in futures.items():
-                answers[real] = future.result()
+            futures = {key: pool.submit(_ask, path, timeout, full_env)
+                       for key, (path, full_env) in todo.items()}
+            for key, future in futures.items():
+                answers[key] = future.result()
     for kernel in kernels:
         if not (kernel.is_python and kernel.interpreter and kernel.interpreter_exists):
             continue
-        answer = answers.get(_real(kernel.interpreter), {})
+        answer = answers.get(_key(kernel), {})
         kernel.probe_error = answer.get("probe_error")
         kernel.python = answer.get("python")
         kernel.prefix = answer.get("prefix")
@@ -236,6 +233,11 @@ def probe(kernels: Sequence[Kernel], *, timeout: float = KERNEL_TIMEOUT_S,
         kernel.torch_error = answer.get("torch_error")
         kernel.ipykernel = answer.get("ipykernel")
     return list(kernels)
+
+
+def _key(kernel: Kernel) -> tuple:
+    assert kernel.interpreter is not None
+    return _real(kernel.interpreter), tuple(sorted(kernel.env.items()))
 
 
 def _ask(python: str, timeout: float, env: Mapping[str, str]) -> dict:
@@ -263,7 +265,7 @@ def _real(path: str) -> str:
 
 
 def interpreter_key(path: str) -> str:
-    """The key under which `probe` matches interpreters (`known`)."""
+    """The key under which interpreters count as the same (links are not resolved)."""
     return _real(path)
 
 
