@@ -260,3 +260,143 @@ def test_finding_ids_are_unique_and_dotted():
     ids = [f.id for f in found]
     assert len(ids) == len(set(ids))
     assert all("." in i and i == i.lower() and " " not in i for i in ids)
+
+
+# ---------------------------------------------------------------- fixes fit the machine
+
+from cnnsetup.machine.findings import KINDS, error_line  # noqa: E402
+from cnnsetup.machine.gpu import NvidiaFacts, NvidiaHardware, PciDevice  # noqa: E402
+from cnnsetup.machine.jupyter import Kernel  # noqa: E402
+
+SMI_NOT_TALKING = ("nvidia-smi: exit status 9: NVIDIA-SMI has failed because it couldn't "
+                   "communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver "
+                   "is installed and running.")
+
+
+def test_the_wrong_interpreter_finding_names_this_pythons_pip_by_its_path():
+    facts = make_facts(python={"pip_matches": False, "pip_python": "/usr/lib/python3/pip (python 3.12)"})
+    finding = by_id(evaluate(facts))["python.wrong_interpreter"]
+    assert f"{PY} -m pip install" in finding.summary
+
+
+def test_fixes_use_the_configured_pip_mirror():
+    facts = make_facts(torch=TorchFacts(installed=False))
+    facts.pip_index_url, facts.pip_mirror = "https://mirrors.aliyun.com/pypi/simple/", "aliyun"
+    assert "-i https://mirrors.aliyun.com/pypi/simple/" in by_id(evaluate(facts))["torch.missing"].fix
+    numpy = make_facts(torch=TorchFacts(installed=True, importable=True, version="2.1.0",
+                                        numpy_version="2.1.0", numpy_ok=False,
+                                        numpy_error="RuntimeError: Numpy is not available"))
+    numpy.pip_index_url = "https://pypi.tuna.tsinghua.edu.cn/simple"
+    assert by_id(evaluate(numpy))["numpy.abi_mismatch"].fix == \
+        f'{PY} -m pip install "numpy<2" -i https://pypi.tuna.tsinghua.edu.cn/simple'
+
+
+def test_powershell_users_get_the_call_operator_and_single_quotes():
+    facts = make_facts(platform="win32", python={"executable": r"C:\Users\Li Lei\venv\Scripts\python.exe"},
+                       torch=TorchFacts(installed=False))
+    facts.shell = "powershell"
+    fix = by_id(evaluate(facts))["torch.missing"].fix
+    assert fix == r"& 'C:\Users\Li Lei\venv\Scripts\python.exe' -m pip install torch"
+
+
+CONDA_ENV = {"env_name": "dl", "prefix": "/opt/conda/envs/dl",
+             "executable": "/opt/conda/envs/dl/bin/python",
+             "conda_records": ["pytorch-2.3.0-py3.11_cuda12.1_cudnn8.9.2_0"]}
+
+
+def test_a_conda_torch_that_fails_to_import_is_repaired_by_conda():
+    facts = make_facts(python=CONDA_ENV, conda={"found": True, "path": "/opt/conda/bin/conda",
+                                                "base": "/opt/conda"},
+                       torch=TorchFacts(installed=True, importable=False, version="2.3.0",
+                                        installers=["conda"], error="ImportError: libtorch_cpu.so: "
+                                        "cannot open shared object file: No such file or directory"))
+    finding = by_id(evaluate(facts))["torch.dll_error"]
+    assert finding.fix == ('"/opt/conda/bin/conda" install -p "/opt/conda/envs/dl" -y '
+                           '--force-reinstall pytorch')
+
+
+def test_a_conda_torch_never_gets_pip_uninstall_anywhere():
+    facts = make_facts(python=CONDA_ENV, nvidia=nvidia("blackwell"),
+                       conda={"found": True, "path": "/opt/conda/bin/conda", "base": "/opt/conda"},
+                       torch=TorchFacts(installed=True, importable=True, version="2.3.0",
+                                        installers=["conda"], numpy_version="2.1.0"))
+    found = by_id(evaluate(facts))
+    cpu_only = found["torch.cpu_only_with_gpu"]
+    assert cpu_only.fix.splitlines()[0] == '"/opt/conda/bin/conda" create -y -n dl-pip "python=3.11"'
+    assert "/whl/cu12" in cpu_only.fix
+    assert not any("uninstall" in (f.fix or "") for f in found.values())
+
+
+def test_the_error_line_is_the_error_not_the_hint():
+    text = ("the worker ended with signal 6 (SIGABRT)\n"
+            "OMP: Error #15: Initializing libiomp5md.dll, but found libiomp5md.dll already initialized.\n"
+            "OMP: Hint This means that multiple copies of the OpenMP runtime have been linked ...")
+    assert error_line(text).startswith("OMP: Error #15: Initializing libiomp5md.dll")
+    assert error_line("Traceback...\n  File x\nImportError: boom\n") == "ImportError: boom"
+
+
+def test_a_crash_with_the_openmp_message_on_windows_is_the_openmp_clash():
+    facts = make_facts(platform="win32", torch=TorchFacts(
+        installed=True, probe_failure="crashed", version="2.5.1",
+        error="the worker ended with exit status 3\nOMP: Error #15: Initializing libiomp5md.dll, "
+              "but found libiomp5md.dll already initialized.\nOMP: Hint This means ..."))
+    finding = by_id(evaluate(facts))["torch.openmp_clash"]
+    assert "libiomp5md.dll" in finding.summary and "torch.crashed" not in by_id(evaluate(facts))
+    assert "KMP_DUPLICATE_LIB_OK=TRUE" in finding.summary
+
+
+def test_driver_not_loaded_on_windows_points_at_nvidias_driver_page():
+    facts = make_facts(platform="win32", nvidia=NvidiaFacts(
+        found=True, error=SMI_NOT_TALKING, driver_not_loaded=True))
+    finding = by_id(evaluate(facts))["nvidia.driver_not_loaded"]
+    assert finding.fix is None and "https://www.nvidia.com/Download/index.aspx" in finding.summary
+    assert finding.detail.startswith("NVIDIA-SMI has failed")
+
+
+def test_no_driver_on_ubuntu_gets_ubuntu_drivers():
+    hardware = NvidiaHardware(known=True, devices=[PciDevice("0000:01:00.0", "0x2684", None)],
+                              module_loaded=False)
+    facts = make_facts(nvidia=NvidiaFacts(found=False, hardware=hardware))
+    assert by_id(evaluate(facts))["nvidia.no_driver"].fix == "sudo ubuntu-drivers install"
+
+
+def _kernel(name, python, torch=None, exists=True, **more):
+    return Kernel(name=name, display_name=name.title(), language="python",
+                  spec_dir=f"/home/student/.local/share/jupyter/kernels/{name}", argv=[python],
+                  interpreter=python, interpreter_exists=exists, python="3.11.9", torch=torch,
+                  torch_error=None if torch else "ModuleNotFoundError: No module named 'torch'",
+                  **more)
+
+
+def test_no_kernel_with_torch_fails():
+    facts = make_facts()
+    facts.jupyter = [_kernel("python3", "/usr/bin/python3")]
+    finding = by_id(evaluate(facts))["jupyter.kernel_no_torch"]
+    assert finding.status == "fail"
+    assert finding.fix.splitlines() == [
+        f"{PY} -m pip install ipykernel",
+        f'{PY} -m ipykernel install --user --name venv --display-name "venv (cnnsetup)"']
+
+
+def test_kernels_are_only_looked_at_when_collected():
+    assert not [f for f in evaluate(make_facts()) if f.id.startswith("jupyter.")]
+    facts = make_facts()
+    facts.jupyter = []
+    assert by_id(evaluate(facts))["jupyter.none"].status == "skip"
+
+
+def test_every_kind_is_used_with_a_known_status():
+    assert all(k.status in ("pass", "warn", "fail", "skip") for k in KINDS.values())
+
+
+@pytest.mark.parametrize("facts", [
+    make_facts(torch=TorchFacts(installed=False)),
+    make_facts(nvidia=nvidia("blackwell")),
+    make_facts(torch=TorchFacts(installed=True, importable=False, version="2.5.1",
+                                error="ImportError: undefined symbol: iJIT_NotifyEvent")),
+    make_facts(python={"pip_module": False}),
+], ids=["missing", "cpu_only", "mkl", "no_pip"])
+def test_no_fix_runs_a_bare_python(facts):
+    for finding in evaluate(facts):
+        for line in (finding.fix or "").splitlines():
+            assert not line.startswith(("python ", "pip ")), (finding.id, line)

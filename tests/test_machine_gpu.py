@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cnnsetup.machine import gpu
-from tests.machine_helpers import write_smi
+from tests.machine_helpers import write_smi, write_sysfs
 
 
 def test_no_nvidia_smi_means_no_nvidia_gpu():
@@ -63,6 +63,43 @@ def test_driver_that_does_not_load_keeps_nvidia_smis_own_words(bin_dir):
     facts = gpu.query()
     assert "couldn't communicate with the NVIDIA driver" in facts.error
     assert "exit status 9" in facts.error
+    assert facts.driver_not_loaded is True
+
+
+def test_a_working_or_hanging_nvidia_smi_is_not_a_driver_that_did_not_load(bin_dir):
+    write_smi(bin_dir, "blackwell")
+    assert gpu.query().driver_not_loaded is False
+    write_smi(bin_dir, "hang")
+    assert gpu.query(timeout=0.5).driver_not_loaded is False
+
+
+def test_pci_display_devices_of_nvidia_are_found_with_their_driver(tmp_path):
+    root = write_sysfs(tmp_path, [
+        ("0000:00:02.0", "0x46a6", "i915", "0x8086"),  # Intel graphics
+        ("0000:01:00.0", "0x2684", "nvidia"),
+        ("0000:01:00.1", "0x22ba", "snd_hda_intel", "0x10de", "0x040300"),  # its HDMI audio
+        ("0000:02:00.0", "0x1e84", None, "0x10de", "0x030200"),  # a 3D controller, no driver
+    ], module_version="575.51.03")
+    hardware = gpu.detect_hardware("linux", str(root))
+    assert hardware.known and hardware.present
+    assert [(d.address, d.device_id, d.driver) for d in hardware.devices] == [
+        ("0000:01:00.0", "0x2684", "nvidia"), ("0000:02:00.0", "0x1e84", None)]
+    assert hardware.module_loaded is True and hardware.module_version == "575.51.03"
+
+
+def test_the_open_kernel_modules_version_line_is_read_too(tmp_path):
+    root = write_sysfs(tmp_path, [("0000:01:00.0", "0x2684", "nvidia")])
+    proc = root / "proc" / "driver" / "nvidia"
+    proc.mkdir(parents=True)
+    (proc / "version").write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  "
+                                  "580.95.05  Release Build  (dvs-builder@U22)\n")
+    assert gpu.detect_hardware("linux", str(root)).module_version == "580.95.05"
+
+
+def test_without_a_pci_list_nothing_is_said_about_hardware(tmp_path):
+    hardware = gpu.detect_hardware("linux", str(tmp_path))  # no /sys here (WSL, a container)
+    assert hardware.known is False and not hardware.present
+    assert gpu.detect_hardware("darwin").known is False
 
 
 @pytest.mark.parametrize("text, expected", [
