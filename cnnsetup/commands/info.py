@@ -76,8 +76,14 @@ def torch_command(cuda: str, mirror: Optional[str], as_json: bool) -> int:
 
 
 def render_recommendation(rec) -> str:
-    """The commands to paste first, then why, then any warnings."""
-    lines = [_("Run:")]
+    """The commands to paste first (after the driver, when the driver is the problem), then
+    why, then any warnings."""
+    lines = []
+    if rec.driver_first:
+        lines += [_("First, repair the NVIDIA driver:"), f"  {rec.driver_first}", "",
+                  _("Then, if torch is not this build yet:")]
+    else:
+        lines.append(_("Run:"))
     lines += [f"  {c}" for c in rec.commands]
     if rec.uninstall and not rec.uninstall_first:
         lines += ["", _("If a CPU-only torch is installed, remove it first:"), f"  {rec.uninstall}"]

@@ -189,8 +189,7 @@ KINDS: dict[str, Kind] = {k.key or k.id: k for k in (
         "torch has MPS, but it is not available here: it needs macOS 14 or newer on Apple "
         "Silicon (this is macOS {version}, {arch}). torch runs on the CPU meanwhile.")),
     # Jupyter
-    Kind("jupyter.none", "skip", N_(
-        "No Jupyter kernels found; notebooks, if you use them, need one (fix below).")),
+    Kind("jupyter.none", "skip", N_("No Jupyter kernels found (only notebooks need one).")),
     Kind("jupyter.kernels", "pass", N_("Jupyter kernels with this torch: {kernels}.")),
     Kind("jupyter.kernel_no_torch", "warn", N_(
         "Jupyter kernels whose Python has no working torch (a notebook there says \"No module "
