@@ -131,3 +131,21 @@ def test_a_kernel_that_hangs_is_given_up_and_the_others_still_answer(tmp_path):
     assert by_name["fine"].probe_error is None and by_name["fine"].python
     assert by_name["fine"].torch is None
     assert "No module named 'torch'" in by_name["fine"].torch_error
+
+
+def test_a_kernel_that_finds_the_workers_own_torch_install_does_not_import_it_again(tmp_path):
+    import platform
+
+    from tests.machine_helpers import CPU_TORCH, write_fake_torch
+
+    site = write_fake_torch(tmp_path / "site", CPU_TORCH)
+    bare = make_env(tmp_path, "other")
+    write_kernel(tmp_path / "data", "shared", bare, env={"PYTHONPATH": str(site)})
+    known = {"python": platform.python_version(), "torch_dir": str(site / "torch")}
+    [kernel] = jupyter.probe(jupyter.find_kernels([(str(tmp_path / "data"), None)], "linux"),
+                             known_torch=known)
+    assert kernel.same_torch == str(site / "torch") and kernel.torch is None
+    # Another Python version could not load the same compiled torch: then it is imported.
+    [kernel] = jupyter.probe(jupyter.find_kernels([(str(tmp_path / "data"), None)], "linux"),
+                             known_torch=dict(known, python="3.0.0"))
+    assert kernel.same_torch is None and kernel.torch == "2.13.0+cpu"

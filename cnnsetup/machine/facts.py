@@ -249,8 +249,25 @@ def _kernels(platform: str, env: Mapping[str, str], main_python: str,
     found = jupyter_module.find_kernels(folders, platform, default_python=main_python)
     main = jupyter_module.interpreter_key(main_python)
     others = [k for k in found if not _runs_main(k, main)]
-    jupyter_module.probe(others, timeout=timeout, env=env)
+    jupyter_module.probe(others, timeout=timeout, env=env, known_torch=_torch_here(main_python))
     return found
+
+
+def _torch_here(main_python: str) -> Optional[dict]:
+    """Where this Python would import torch from, found without importing it (the worker
+    imports it meanwhile); None when the worker runs another interpreter."""
+    if main_python != sys.executable:
+        return None
+    import importlib.util
+    import platform as platform_module
+
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return {"python": platform_module.python_version(), "torch_dir": os.path.dirname(spec.origin)}
 
 
 def _runs_main(kernel: Kernel, main_key: str) -> bool:
@@ -261,14 +278,17 @@ def _runs_main(kernel: Kernel, main_key: str) -> bool:
 
 def _fill_main_kernels(kernels: list[Kernel], main_python: str, torch: "TorchFacts",
                        python: PythonFacts) -> None:
-    """Kernels that run the probed interpreter get the torch worker's answer (no second probe)."""
+    """Kernels that run the probed interpreter, or find the very torch install it imports, get
+    the torch worker's answer about torch (no second import)."""
     main = jupyter_module.interpreter_key(main_python)
     for kernel in kernels:
-        if not _runs_main(kernel, main):
+        same = _runs_main(kernel, main)
+        if same:
+            kernel.python = python.version
+            kernel.prefix = python.prefix
+            kernel.ipykernel = python.ipykernel
+        elif not kernel.same_torch:
             continue
-        kernel.python = python.version
-        kernel.prefix = python.prefix
-        kernel.ipykernel = python.ipykernel
         if torch.importable:
             kernel.torch, kernel.torch_cuda = torch.version, torch.cuda
         elif torch.probe_failure:

@@ -47,12 +47,23 @@ try:
     out["ipykernel"] = u.find_spec("ipykernel") is not None
 except Exception:
     pass
+known = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 try:
-    import torch
-    out["torch"] = str(torch.__version__)
-    out["torch_cuda"] = getattr(getattr(torch, "version", None), "cuda", None)
-except BaseException as e:
-    out["torch_error"] = ("%s: %s" % (type(e).__name__, e)).strip()
+    import importlib.util as u, os
+    spec = u.find_spec("torch")
+    where = os.path.dirname(spec.origin) if spec is not None and spec.origin else None
+    if where and known.get("python") == out["python"] and \
+            os.path.normcase(where) == os.path.normcase(known.get("torch_dir") or ""):
+        out["same_torch"] = where
+except Exception:
+    pass
+if not out.get("same_torch"):
+    try:
+        import torch
+        out["torch"] = str(torch.__version__)
+        out["torch_cuda"] = getattr(getattr(torch, "version", None), "cuda", None)
+    except BaseException as e:
+        out["torch_error"] = ("%s: %s" % (type(e).__name__, e)).strip()
 sys.stdout.write("\n@@cnnsetup@@" + json.dumps(out) + "\n")
 """
 _MARK = "@@cnnsetup@@"
@@ -77,6 +88,9 @@ class Kernel:
     torch_error: Optional[str] = None  # the import's last line: "ModuleNotFoundError: ..."
     ipykernel: Optional[bool] = None
     probe_error: Optional[str] = None  # the interpreter did not answer (timeout, crash)
+    # The kernel's torch is the very install the torch worker imports, under the same Python
+    # version: it was not imported twice, and the worker's answer stands for it.
+    same_torch: Optional[str] = None
 
     @property
     def is_python(self) -> bool:
@@ -204,9 +218,13 @@ def python_in(prefix: str, platform: str) -> str:
 
 
 def probe(kernels: Sequence[Kernel], *, timeout: float = KERNEL_TIMEOUT_S,
-          env: Optional[Mapping[str, str]] = None) -> list[Kernel]:
+          env: Optional[Mapping[str, str]] = None,
+          known_torch: Optional[Mapping[str, str]] = None) -> list[Kernel]:
     """Ask each Python kernel's interpreter (with its kernel.json "env") for its version and
-    torch, all at once, each interpreter once."""
+    torch, all at once, each interpreter once. `known_torch` ({"python": "3.12.3", "torch_dir":
+    folder}) names a torch install being imported elsewhere: a kernel that finds the same one
+    under the same Python version says so (`same_torch`) instead of importing it again."""
+    argument = json.dumps(dict(known_torch or {}))
     env = dict(os.environ if env is None else env)
     env.pop("PYTHONSTARTUP", None)
     env.setdefault("PYTHONIOENCODING", "utf-8")
@@ -217,7 +235,7 @@ def probe(kernels: Sequence[Kernel], *, timeout: float = KERNEL_TIMEOUT_S,
     answers: dict[tuple, dict] = {}
     if todo:
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            futures = {key: pool.submit(_ask, path, timeout, full_env)
+            futures = {key: pool.submit(_ask, path, timeout, full_env, argument)
                        for key, (path, full_env) in todo.items()}
             for key, future in futures.items():
                 answers[key] = future.result()
@@ -232,6 +250,7 @@ def probe(kernels: Sequence[Kernel], *, timeout: float = KERNEL_TIMEOUT_S,
         kernel.torch_cuda = answer.get("torch_cuda")
         kernel.torch_error = answer.get("torch_error")
         kernel.ipykernel = answer.get("ipykernel")
+        kernel.same_torch = answer.get("same_torch")
     return list(kernels)
 
 
@@ -240,9 +259,9 @@ def _key(kernel: Kernel) -> tuple:
     return _real(kernel.interpreter), tuple(sorted(kernel.env.items()))
 
 
-def _ask(python: str, timeout: float, env: Mapping[str, str]) -> dict:
+def _ask(python: str, timeout: float, env: Mapping[str, str], argument: str = "{}") -> dict:
     try:
-        done = subprocess.run([python, "-c", PROBE], capture_output=True, timeout=timeout,
+        done = subprocess.run([python, "-c", PROBE, argument], capture_output=True, timeout=timeout,
                               env=dict(env), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return {"probe_error": f"{python}: no answer within {timeout:g} s"}
