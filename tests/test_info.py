@@ -183,13 +183,16 @@ def test_jupyter_kernels_are_found_probed_and_fixed(tmp_path, isolated_home, cnn
     write_kernel(user, "old", old, "Old course")
     gone = write_kernel(user, "gone", str(tmp_path / "removed" / "bin" / "python"), "Removed")
     write_kernel(user, "course", course, "Course")
+    course_site = next((tmp_path / "course").glob("lib/python*/site-packages"))
+    write_kernel(user, "shared", base, "Shared", env={"PYTHONPATH": str(course_site)})
     shadow = tmp_path / "jupyter-path"  # JUPYTER_PATH comes before the user folder
     write_kernel(shadow, "old", old, "Old course, from JUPYTER_PATH")
 
     done = info_in(course, cnnsetup_site, "--json", JUPYTER_PATH=str(shadow))
     data = json.loads(done.stdout)
     kernels = {k["name"]: k for k in data["jupyter_kernels"]}
-    assert set(kernels) == {"python3", "old", "gone", "course"}
+    assert set(kernels) == {"python3", "old", "gone", "course", "shared"}
+    assert kernels["shared"]["torch"] == "2.13.0+cpu"  # the worker's answer: the same install
     assert kernels["old"]["display_name"] == "Old course, from JUPYTER_PATH"
     assert kernels["python3"]["interpreter"] == base and kernels["python3"]["torch"] is None
     assert kernels["python3"]["python"] == ".".join(map(str, sys.version_info[:3]))
@@ -211,6 +214,7 @@ def test_jupyter_kernels_are_found_probed_and_fixed(tmp_path, isolated_home, cnn
     missing = checks["jupyter.kernel_interpreter_missing"]
     assert missing["fix"] == f'rm -rf "{gone}"\n{install}'
     assert "course (Course)" in checks["jupyter.kernels"]["summary"]
+    assert "shared (Shared)" in checks["jupyter.kernels"]["summary"]
 
 
 @pytest.mark.slow
