@@ -333,6 +333,7 @@ def test_the_error_line_is_the_error_not_the_hint():
             "OMP: Hint This means that multiple copies of the OpenMP runtime have been linked ...")
     assert error_line(text).startswith("OMP: Error #15: Initializing libiomp5md.dll")
     assert error_line("Traceback...\n  File x\nImportError: boom\n") == "ImportError: boom"
+    assert error_line("OSError: [WinError 126] x\nwhile loading torch\n") == "OSError: [WinError 126] x"
 
 
 def test_a_crash_with_the_openmp_message_on_windows_is_the_openmp_clash():

@@ -256,14 +256,11 @@ _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)|OMP:
 
 
 def error_line(text: Optional[str]) -> Optional[str]:
-    """The line of `text` that is the error: OpenMP's "OMP: Error #15: ..." rather than the
-    "OMP: Hint ..." after it; else the last "SomeError: ..." line; else the last line."""
+    """The line of `text` that is the error: the last "SomeError: ..." or OpenMP's "OMP: Error
+    #15: ..." line (not the "OMP: Hint ..." after it); else the last line that is no hint."""
     if not text:
         return None
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    omp = [line for line in lines if line.startswith("OMP: Error")]
-    if omp:
-        return omp[0]
     errors = [line for line in lines if _ERROR_LINE.match(line)]
     if errors:
         return errors[-1]
