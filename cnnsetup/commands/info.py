@@ -65,6 +65,10 @@ def torch_command(cuda: str, mirror: Optional[str], as_json: bool) -> int:
             "driver_cuda": machine.driver_cuda,
             "gpus": [{"name": g.name, "compute_cap": g.compute_cap} for g in machine.gpus],
             "installed_torch": machine.installed_torch,
+            "nvidia_hardware": machine.nvidia_hardware,
+            "driver_problem": machine.driver_problem,
+            "python_path": machine.python_path,
+            "shell": machine.shell,
         }
         print_json(data)
         return 0
