@@ -118,3 +118,70 @@ def test_on_windows_nvidia_smi_is_also_looked_for_where_the_driver_puts_it(tmp_p
     env = {"PATH": str(tmp_path / "empty"), "SystemRoot": str(tmp_path / "Windows")}
     assert gpu.find_nvidia_smi(env=env, platform="win32") == str(system32 / "nvidia-smi.exe")
     assert gpu.find_nvidia_smi(env=env, platform="linux") is None
+
+
+class FakeWinreg:
+    """The part of `winreg` the device list reads, over a dict tree of keys and values."""
+
+    HKEY_LOCAL_MACHINE = "HKLM"
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    def OpenKey(self, parent, path):
+        node = self.tree if parent == "HKLM" else parent
+        for part in path.split("\\"):
+            if part not in node:
+                raise OSError(2, "The system cannot find the file specified")
+            node = node[part]
+        return _Key(node)
+
+    def EnumKey(self, key, index):
+        names = [k for k, v in key.node.items() if isinstance(v, dict)]
+        if index >= len(names):
+            raise OSError(259, "No more data is available")
+        return names[index]
+
+    def QueryValueEx(self, key, name):
+        if name not in key.node or isinstance(key.node[name], dict):
+            raise OSError(2, "The system cannot find the file specified")
+        return key.node[name], 1
+
+
+class _Key(dict):
+    def __init__(self, node):
+        super().__init__()
+        self.node = node
+
+    def __getitem__(self, name):
+        return self.node[name]
+
+    def __contains__(self, name):
+        return name in self.node
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+DISPLAY = "{4d36e968-e325-11ce-bfc1-08002be10318}"
+
+
+@pytest.mark.parametrize("service, loaded", [("nvlddmkm", True), ("BasicDisplay", False)])
+def test_windows_device_list_finds_nvidia_display_adapters(monkeypatch, service, loaded):
+    tree = {"SYSTEM": {"CurrentControlSet": {"Enum": {"PCI": {
+        "VEN_10DE&DEV_2684&SUBSYS_16F410DE&REV_A1": {
+            "4&1a2b3c4d&0&0008": {"ClassGUID": DISPLAY, "Service": service}},
+        "VEN_10DE&DEV_22BA&SUBSYS_16F410DE&REV_A1": {  # the card's HDMI audio
+            "4&1a2b3c4d&0&0108": {"ClassGUID": "{4d36e96c-e325-11ce-bfc1-08002be10318}",
+                                  "Service": "HDAudBus"}},
+        "VEN_8086&DEV_46A6&SUBSYS_0B1A1028&REV_0C": {
+            "3&11583659&0&10": {"ClassGUID": DISPLAY, "Service": "igfx"}},
+    }}}}}
+    monkeypatch.setitem(__import__("sys").modules, "winreg", FakeWinreg(tree))
+    hardware = gpu.detect_hardware("win32")
+    assert hardware.known
+    assert [(d.device_id, d.driver) for d in hardware.devices] == [("0x2684", service.lower())]
+    assert hardware.module_loaded is loaded
