@@ -285,3 +285,17 @@ def test_windows_powershell_commands_call_the_interpreter_by_its_quoted_path(
     data = _run_json(invoke, monkeypatch, CNNSETUP_PLATFORM="win32", CNNSETUP_SHELL="powershell")
     assert data["machine"]["platform"] == "win32"
     assert data["command"] == f"& '{sys.executable}' -m pip install torch"
+
+
+def test_a_card_whose_nvidia_smi_hangs_is_not_sent_to_the_cpu_build(invoke, bin_dir, tmp_path,
+                                                                    monkeypatch):
+    write_smi(bin_dir, "hang")
+    root = write_sysfs(tmp_path / "root", [("0000:01:00.0", "0x2684", "nvidia")],
+                       module_version="575.51.03")
+    monkeypatch.setenv("CNNSETUP_SYSTEM_ROOT", str(root))
+    from cnnsetup.machine import torch_install
+
+    machine = torch_install.machine_here(smi_timeout=1.0)
+    rec = torch_install.recommend(machine)
+    assert rec.variant.startswith("cu") and rec.driver_first
+    assert any("did not answer properly" in r for r in rec.reasons)

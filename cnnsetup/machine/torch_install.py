@@ -192,7 +192,7 @@ def _cpu(machine: Machine, reasons: list[str]) -> Recommendation:
 
 
 def _auto(machine: Machine) -> Recommendation:
-    if machine.driver_problem and not machine.gpus:
+    if not machine.gpus and (machine.driver_problem or machine.nvidia_hardware):
         return _driver_broken(machine)
     if not machine.nvidia_found:
         return _cpu(machine, [_("No NVIDIA driver found (no nvidia-smi): the CPU build is the one "
@@ -227,6 +227,10 @@ def _driver_broken(machine: Machine) -> Recommendation:
         reason = _("An NVIDIA card is present and its driver is installed, but not loaded "
                    "(nvidia-smi cannot talk to it): torch cannot use the card until the driver "
                    "is repaired. The CUDA build stays the right one.")
+    elif machine.driver_problem is None:
+        reason = _("An NVIDIA card is present, but nvidia-smi did not answer properly ({error}): "
+                   "the CUDA build stays the right one once the driver answers.").format(
+            error=machine.nvidia_error or "?")
     else:
         reason = _("An NVIDIA card is present but no NVIDIA driver is installed: install the "
                    "driver first. The CUDA build is the one this card will use.")
@@ -248,7 +252,7 @@ def _driver_broken(machine: Machine) -> Recommendation:
 def driver_fix(machine: Machine) -> tuple[str, Optional[str]]:
     """(what to do in words, a command to paste or None) for the machine's driver problem."""
     windows = machine.platform == "win32"
-    if machine.driver_problem == NOT_LOADED:
+    if machine.driver_problem != NO_DRIVER:  # not loaded, or not answering
         if windows:
             return (_("reinstall the NVIDIA driver from {url} (choose \"Clean installation\") "
                       "and restart Windows.").format(url=DRIVER_URL), None)
