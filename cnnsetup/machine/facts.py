@@ -29,6 +29,7 @@ from cnnsetup import shell as shell_module
 from cnnsetup.i18n import _
 from cnnsetup.machine import gpu as gpu_module
 from cnnsetup.machine import jupyter as jupyter_module
+from cnnsetup.machine.finding_kinds import error_line
 from cnnsetup.machine.gpu import NvidiaFacts
 from cnnsetup.machine.jupyter import Kernel
 from cnnsetup.machine.system import PythonFacts, SystemFacts, collect_python, collect_system
@@ -291,10 +292,9 @@ def _fill_main_kernels(kernels: list[Kernel], main_python: str, torch: "TorchFac
             continue
         if torch.importable:
             kernel.torch, kernel.torch_cuda = torch.version, torch.cuda
-        elif torch.probe_failure:
-            kernel.probe_error = (torch.error or "").strip().splitlines()[0] if torch.error else None
-        else:
-            kernel.torch_error = torch.error or "ModuleNotFoundError: No module named 'torch'"
+        else:  # a crash or a hang of `import torch` happens in the kernel just the same
+            kernel.torch_error = (error_line(torch.error)
+                                  or "ModuleNotFoundError: No module named 'torch'")
 
 
 def collect_conda(env: Optional[Mapping[str, str]] = None) -> CondaFacts:
