@@ -179,6 +179,43 @@ def write_fake_torch(root: Path, facts: Optional[dict] = None, *, body: Optional
     return root
 
 
+def write_fake_torch_dist(root: Path, version: str, installer: str = "pip") -> Path:
+    """A site folder holding only torch's metadata (what `importlib.metadata` and pip read)."""
+    dist = root / f"torch-{version.split('+')[0]}.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n",
+                                   encoding="utf-8")
+    (dist / "INSTALLER").write_text(installer + "\n", encoding="utf-8")
+    return root
+
+
+def write_sysfs(root: Path, devices, *, module_version: Optional[str] = None) -> Path:
+    """A fake "/" with /sys/bus/pci/devices for `devices` [(address, device id, bound driver or
+    None[, vendor, class])] and, when `module_version` is given, /proc/driver/nvidia/version
+    as the loaded kernel module writes it."""
+    pci = root / "sys" / "bus" / "pci" / "devices"
+    pci.mkdir(parents=True, exist_ok=True)
+    drivers = root / "sys" / "bus" / "pci" / "drivers"
+    for address, device_id, driver, *more in devices:
+        vendor = more[0] if more else "0x10de"
+        klass = more[1] if len(more) > 1 else "0x030000"
+        folder = pci / address
+        folder.mkdir()
+        (folder / "vendor").write_text(vendor + "\n")
+        (folder / "device").write_text(device_id + "\n")
+        (folder / "class").write_text(klass + "\n")
+        if driver:
+            (drivers / driver).mkdir(parents=True, exist_ok=True)
+            (folder / "driver").symlink_to(drivers / driver)
+    if module_version:
+        proc = root / "proc" / "driver" / "nvidia"
+        proc.mkdir(parents=True, exist_ok=True)
+        (proc / "version").write_text(
+            f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {module_version}  Release Build\n"
+            "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+    return root
+
+
 def bare_python(root: Path) -> str:
     """A real interpreter without torch (nor anything else): a venv made without pip."""
     target = root / "bare-venv"
@@ -186,6 +223,48 @@ def bare_python(root: Path) -> str:
                    capture_output=True, timeout=60)
     exe = target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     return str(exe)
+
+
+def make_env(root: Path, name: str, *, torch: Optional[dict] = None,
+             torch_body: Optional[str] = None, dist: Optional[str] = None,
+             installer: str = "pip", conda_records: tuple = ()) -> str:
+    """A real environment at root/name (a venv without pip): optionally a fake torch in its
+    site-packages (answering with `torch` facts, or running `torch_body`), torch's metadata
+    (`dist` version, installed by pip) and conda-meta records (names such as
+    "pytorch-2.3.0-py3.11_cpu_0", written as conda writes them). Returns its python."""
+    target = root / name
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True,
+                   capture_output=True, timeout=120)
+    if os.name == "nt":
+        python, site = target / "Scripts" / "python.exe", target / "Lib" / "site-packages"
+    else:
+        python = target / "bin" / "python"
+        site = target / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    if torch is not None or torch_body is not None:
+        write_fake_torch(site, torch, body=torch_body)
+    if dist:
+        write_fake_torch_dist(site, dist, installer)
+    if conda_records:
+        meta = target / "conda-meta"
+        meta.mkdir()
+        for record in conda_records:
+            package, version, build = record.rsplit("-", 2)
+            (meta / f"{record}.json").write_text(json.dumps({
+                "name": package, "version": version, "build": build,
+                "channel": "https://conda.anaconda.org/pytorch/linux-64", "files": []}))
+    return str(python)
+
+
+def write_kernel(data_dir: Path, name: str, python: str, display_name: Optional[str] = None,
+                 **more) -> Path:
+    """A kernelspec as `python -m ipykernel install` writes it: data_dir/kernels/name/kernel.json."""
+    folder = data_dir / "kernels" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": display_name or name, "language": "python",
+            "metadata": {"debugger": True}, **more}
+    (folder / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return folder
 
 
 def site_with(root: Path, *modules: str) -> Path:

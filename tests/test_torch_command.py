@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 
 from cnnsetup.errors import UsageError
 from cnnsetup.machine import cuda_tables as tables
 from cnnsetup.machine.torch_install import Gpu, Machine, installed_build, recommend
-from tests.machine_helpers import write_smi
+from tests.conftest import REPO_ROOT, run_cnnsetup
+from tests.machine_helpers import write_fake_torch_dist, write_smi, write_sysfs
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -205,9 +208,11 @@ def test_cli_human_output_starts_with_the_command_and_says_why(invoke, bin_dir):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "Run:"
-    assert "  python -m pip install torch --index-url https://download.pytorch.org/whl/cu118" in lines
+    # The interpreter by its full path: `python` on PATH may be another one.
+    python = f'"{sys.executable}"'
+    assert f"  {python} -m pip install torch --index-url https://download.pytorch.org/whl/cu118" in lines
     assert "Driver 470.256.02 supports CUDA up to 11.4." in result.stdout
-    assert "python -m pip uninstall -y torch" in result.stdout
+    assert f"{python} -m pip uninstall -y torch" in result.stdout
 
 
 def test_cli_cpu_without_nvidia_smi(invoke):
@@ -228,3 +233,69 @@ def test_cli_unknown_values_are_usage_errors(invoke, bin_dir, args):
     result = invoke("torch-command", *args)
     assert result.exit_code == 2
     assert "Known" in result.stderr
+
+
+# ---------------------------------------------------------------- the driver, not torch
+
+
+def _run_json(invoke, monkeypatch, **env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("torch-command", "--json")
+    assert result.exit_code == 0, result.stdout
+    return json.loads(result.stdout)
+
+
+def test_driver_not_loaded_keeps_the_installed_cuda_build_and_says_fix_the_driver(
+        invoke, bin_dir, tmp_path, monkeypatch):
+    write_smi(bin_dir, "no_driver")  # the real message, exit status 9
+    root = write_sysfs(tmp_path / "root", [("0000:01:00.0", "0x2684", None)])
+    site = write_fake_torch_dist(tmp_path / "site", "2.8.0+cu128")
+    done = run_cnnsetup("torch-command", "--json", env={
+        "CNNSETUP_SYSTEM_ROOT": str(root), "PYTHONPATH": f"{site}{os.pathsep}{REPO_ROOT}"})
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["machine"]["installed_torch"] == "2.8.0+cu128"
+    assert data["variant"] == "cu128" and data["cuda"] == "12.8"
+    assert data["uninstall_first"] is False  # the working CUDA install stays
+    assert "uninstall" not in data["command"]
+    assert data["driver_first"] == "sudo modprobe nvidia && nvidia-smi"
+    assert any("Fix the NVIDIA driver first" in w for w in data["warnings"])
+
+
+def test_card_without_driver_gets_a_cuda_build_and_the_driver_first(
+        invoke, tmp_path, monkeypatch):
+    root = write_sysfs(tmp_path / "root", [("0000:01:00.0", "0x2684", "nouveau")])
+    data = _run_json(invoke, monkeypatch, CNNSETUP_SYSTEM_ROOT=str(root))
+    assert data["variant"].startswith("cu")
+    assert data["driver_first"]
+    assert any("no NVIDIA driver is installed" in r for r in data["reasons"])
+
+
+def test_no_nvidia_hardware_at_all_gets_the_cpu_build(invoke, tmp_path, monkeypatch):
+    # An Intel card (vendor 0x8086) and the NVIDIA card's HDMI audio alone do not count.
+    root = write_sysfs(tmp_path / "root", [("0000:00:02.0", "0x46a6", "i915", "0x8086")])
+    write_sysfs(root, [("0000:01:00.1", "0x22ba", "snd_hda_intel", "0x10de", "0x040300")])
+    data = _run_json(invoke, monkeypatch, CNNSETUP_SYSTEM_ROOT=str(root))
+    assert data["variant"] == "cpu" and data["driver_first"] is None
+
+
+def test_windows_powershell_commands_call_the_interpreter_by_its_quoted_path(
+        invoke, tmp_path, monkeypatch):
+    data = _run_json(invoke, monkeypatch, CNNSETUP_PLATFORM="win32", CNNSETUP_SHELL="powershell")
+    assert data["machine"]["platform"] == "win32"
+    assert data["command"] == f"& '{sys.executable}' -m pip install torch"
+
+
+def test_a_card_whose_nvidia_smi_hangs_is_not_sent_to_the_cpu_build(invoke, bin_dir, tmp_path,
+                                                                    monkeypatch):
+    write_smi(bin_dir, "hang")
+    root = write_sysfs(tmp_path / "root", [("0000:01:00.0", "0x2684", "nvidia")],
+                       module_version="575.51.03")
+    monkeypatch.setenv("CNNSETUP_SYSTEM_ROOT", str(root))
+    from cnnsetup.machine import torch_install
+
+    machine = torch_install.machine_here(smi_timeout=1.0)
+    rec = torch_install.recommend(machine)
+    assert rec.variant.startswith("cu") and rec.driver_first
+    assert any("did not answer properly" in r for r in rec.reasons)

@@ -10,7 +10,7 @@ from cnnsetup.commands.base import command, json_option, option
 from cnnsetup.i18n import N_, _
 from cnnsetup.machine.cuda_tables import parse_capability
 from cnnsetup.machine.facts import Facts
-from cnnsetup.machine.findings import Finding, gib
+from cnnsetup.machine.findings import Finding, error_line, gib
 from cnnsetup.render import STATUS_COLOURS, echo, key_values, pad, print_json, style, width, wrap
 
 
@@ -26,7 +26,7 @@ def info(as_json: bool) -> int:
     from cnnsetup.machine.facts import collect, facts_to_json
     from cnnsetup.machine.findings import evaluate, failed
 
-    facts = collect()
+    facts = collect(kernels=True)
     findings = evaluate(facts)
     if as_json:
         print_json(facts_to_json(facts, findings, kind="info"))
@@ -65,6 +65,10 @@ def torch_command(cuda: str, mirror: Optional[str], as_json: bool) -> int:
             "driver_cuda": machine.driver_cuda,
             "gpus": [{"name": g.name, "compute_cap": g.compute_cap} for g in machine.gpus],
             "installed_torch": machine.installed_torch,
+            "nvidia_hardware": machine.nvidia_hardware,
+            "driver_problem": machine.driver_problem,
+            "python_path": machine.python_path,
+            "shell": machine.shell,
         }
         print_json(data)
         return 0
@@ -76,8 +80,14 @@ def torch_command(cuda: str, mirror: Optional[str], as_json: bool) -> int:
 
 
 def render_recommendation(rec) -> str:
-    """The commands to paste first, then why, then any warnings."""
-    lines = [_("Run:")]
+    """The commands to paste first (after the driver, when the driver is the problem), then
+    why, then any warnings."""
+    lines = []
+    if rec.driver_first:
+        lines += [_("First, repair the NVIDIA driver:"), f"  {rec.driver_first}", "",
+                  _("Then, if torch is not this build yet:")]
+    else:
+        lines.append(_("Run:"))
     lines += [f"  {c}" for c in rec.commands]
     if rec.uninstall and not rec.uninstall_first:
         lines += ["", _("If a CPU-only torch is installed, remove it first:"), f"  {rec.uninstall}"]
@@ -98,6 +108,8 @@ def render_info(facts: Facts, findings: list[Finding]) -> str:
         (_("PyTorch"), _torch_rows(facts)),
         (_("GPUs"), _gpu_rows(facts)),
     ]
+    if facts.jupyter is not None:
+        sections.append((_("Jupyter kernels"), _kernel_rows(facts)))
     label_width = max(width(k) for _t, rows in sections for k, _v in rows)
     out = []
     for title, rows in sections:
@@ -166,9 +178,8 @@ def _torch_rows(facts: Facts) -> list[tuple[str, str]]:
     if not t.installed and not t.probe_failure:
         return [(_("torch"), _("not installed"))]
     if not t.importable:
-        first = (t.error or "").strip().splitlines()
         return [(_("torch"), _("{version}: fails to import").format(version=_no(t.version))),
-                (_("Error"), first[-1] if first else "-")]
+                (_("Error"), error_line(t.error) or "-")]
     build = f"CUDA {t.cuda}" if t.cuda else (f"ROCm {t.hip}" if t.hip else _("CPU-only"))
     rows = [
         (_("torch"), f"{t.version} ({build})"),
@@ -192,8 +203,12 @@ def _torch_rows(facts: Facts) -> list[tuple[str, str]]:
 
 def _gpu_rows(facts: Facts) -> list[tuple[str, str]]:
     n = facts.nvidia
+    hardware = n.hardware
+    pci = [(_("PCI"), _("{address} [10de:{device}], driver: {driver}").format(
+        address=d.address, device=d.device_id.replace("0x", ""), driver=d.driver or "-"))
+        for d in (hardware.devices if hardware else [])]
     if not n.found:
-        return [(_("NVIDIA"), _("none (nvidia-smi not found)"))]
+        return [(_("NVIDIA"), _("none (nvidia-smi not found)"))] + pci
     rows = [(_("Driver"), _("{driver} (supports CUDA up to {cuda})").format(
         driver=_no(n.driver_version), cuda=_no(n.cuda_version)))]
     for g in n.gpus:
@@ -203,7 +218,27 @@ def _gpu_rows(facts: Facts) -> list[tuple[str, str]]:
         rows.append((f"#{g.index}", f"{g.name}, {memory}, {sm}"))
     if not n.gpus:
         rows.append((_("GPUs"), _("none listed")))
+        rows += pci
     return rows
+
+
+def _kernel_rows(facts: Facts) -> list[tuple[str, str]]:
+    rows = []
+    for k in facts.jupyter or []:
+        if not k.is_python:
+            what = k.language or "?"
+        elif not k.interpreter_exists:
+            what = _("{python} (missing)").format(python=_no(k.interpreter))
+        elif k.probe_error:
+            what = f"{k.interpreter}: {k.probe_error}"
+        elif k.torch:
+            what = _("{python}, Python {version}, torch {torch}").format(
+                python=k.interpreter, version=_no(k.python), torch=k.torch)
+        else:
+            what = _("{python}, Python {version}, no torch").format(
+                python=k.interpreter, version=_no(k.python))
+        rows.append((k.name, what))
+    return rows or [(_("Kernels"), _("none found"))]
 
 
 def _wrap(text: str, indent: int) -> list[str]:

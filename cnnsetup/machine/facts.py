@@ -3,12 +3,18 @@
 The torch worker starts first (importing torch is the slow part); nvidia-smi, conda and pip are
 asked in threads meanwhile, so the whole collection takes about as long as the slowest probe.
 `facts_to_json` gives the shape documented in `cnnsetup.report_schema`.
+
+The machine can be stood in for, for tests of other platforms' branches: `CNNSETUP_PLATFORM`
+(a `sys.platform` value: linux, win32, darwin) and `CNNSETUP_SYSTEM_ROOT` (a folder read in
+place of "/" for /sys and /proc) are read here, in `host_platform` and `system_root`, and
+nowhere else.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import socket
 import sys
 import time
@@ -19,14 +25,43 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from cnnsetup import __version__
+from cnnsetup import shell as shell_module
 from cnnsetup.i18n import _
 from cnnsetup.machine import gpu as gpu_module
+from cnnsetup.machine import jupyter as jupyter_module
+from cnnsetup.machine.finding_kinds import error_line
 from cnnsetup.machine.gpu import NvidiaFacts
+from cnnsetup.machine.jupyter import Kernel
 from cnnsetup.machine.system import PythonFacts, SystemFacts, collect_python, collect_system
 from cnnsetup.machine.torch_probe import PROBE_TIMEOUT_S, WorkerRun, WorkerSession
 from cnnsetup.report_schema import SCHEMA_VERSION, TOP_LEVEL_KEYS
 
 PACKAGES_TIMEOUT_S = 20.0
+PLATFORM_VARIABLE = "CNNSETUP_PLATFORM"
+SYSTEM_ROOT_VARIABLE = "CNNSETUP_SYSTEM_ROOT"
+
+
+def host_platform(env: Optional[Mapping[str, str]] = None) -> str:
+    """The platform cnnsetup describes: CNNSETUP_PLATFORM when set, else `sys.platform`."""
+    env = os.environ if env is None else env
+    return (env.get(PLATFORM_VARIABLE) or "").strip() or sys.platform
+
+
+def system_root(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The folder read as "/" for /sys and /proc: CNNSETUP_SYSTEM_ROOT, else None (the real one)."""
+    env = os.environ if env is None else env
+    return (env.get(SYSTEM_ROOT_VARIABLE) or "").strip() or None
+
+
+def nvidia_here(platform: str, env: Optional[Mapping[str, str]] = None,
+                timeout: float = gpu_module.SMI_TIMEOUT_S) -> NvidiaFacts:
+    """nvidia-smi's answer and the NVIDIA hardware the system lists, asked at the same time."""
+    env = os.environ if env is None else env
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hardware = pool.submit(gpu_module.detect_hardware, platform, system_root(env))
+        facts = gpu_module.query(timeout=timeout, platform=platform, env=env)
+        facts.hardware = hardware.result()
+    return facts
 
 
 @dataclass
@@ -82,6 +117,10 @@ class Facts:
     torch: TorchFacts
     nvidia: NvidiaFacts
     platform: str = sys.platform
+    shell: str = shell_module.POSIX  # the shell fixes are quoted for
+    pip_index_url: Optional[str] = None  # pip's configured index, when it is not PyPI
+    pip_mirror: Optional[str] = None  # the registry mirror that index belongs to
+    jupyter: Optional[list[Kernel]] = None  # None: not looked at (only `info` looks)
     host: str = ""
     user: str = ""
     created: str = ""
@@ -97,7 +136,7 @@ class Facts:
 def collect(
     *,
     python: Optional[str] = None,
-    platform: str = sys.platform,
+    platform: Optional[str] = None,
     env: Optional[Mapping[str, str]] = None,
     torch_timeout: float = PROBE_TIMEOUT_S,
     smi_timeout: float = gpu_module.SMI_TIMEOUT_S,
@@ -105,12 +144,18 @@ def collect(
     extra_timeouts: Sequence[float] = (),
     on_event: Optional[Callable[[str], None]] = None,
     nvidia: Optional[NvidiaFacts] = None,
+    kernels: bool = False,
+    kernel_timeout: float = jupyter_module.KERNEL_TIMEOUT_S,
 ) -> Facts:
     """Collect every fact; `extra_tasks` run in the same torch worker after the probe (their
     replies are in `facts.worker`, their progress events go to `on_event`). `python` is the
-    interpreter to probe torch in; `nvidia`, when the caller already asked nvidia-smi."""
+    interpreter to probe torch in; `nvidia`, when the caller already asked nvidia-smi;
+    `kernels`: also find and probe the Jupyter kernels (in parallel with the rest). `platform`
+    defaults to `host_platform(env)`."""
     started = time.monotonic()
     env = os.environ if env is None else env
+    platform = host_platform(env) if platform is None else platform
+    main_python = python or sys.executable
     session = WorkerSession(
         ["packages", "probe", *extra_tasks],
         python=python,
@@ -118,30 +163,138 @@ def collect(
         env=env,
         on_event=on_event,
     )
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        kernel_future = (pool.submit(_kernels, platform, env, main_python, kernel_timeout)
+                         if kernels else None)
         nvidia_future = (None if nvidia is not None else
-                         pool.submit(gpu_module.query, timeout=smi_timeout, platform=platform))
+                         pool.submit(nvidia_here, platform, env, smi_timeout))
         conda_future = pool.submit(collect_conda, env)
         python_future = pool.submit(collect_python, env=env, platform=platform)
+        mirror_future = pool.submit(_pip_index, env, platform)
         conda = conda_future.result()
         system = collect_system(_pkgs_dir(conda), platform=platform, env=env)
         python_facts = python_future.result()
         if nvidia_future is not None:
             nvidia = nvidia_future.result()
-    worker = session.wait()
+        pip_index_url, pip_mirror = mirror_future.result()
+        worker = session.wait()
+        found_kernels = kernel_future.result() if kernel_future is not None else None
+    torch = torch_from_worker(worker)
+    if found_kernels is not None:
+        _fill_main_kernels(found_kernels, main_python, torch, python_facts)
     return Facts(
         system=system,
         python=python_facts,
         conda=conda,
-        torch=torch_from_worker(worker),
+        torch=torch,
         nvidia=nvidia,
         platform=platform,
+        shell=shell_module.detect(platform, env),
+        pip_index_url=pip_index_url,
+        pip_mirror=pip_mirror,
+        jupyter=found_kernels,
         host=socket.gethostname(),
         user=_user(),
         created=datetime.now().astimezone().isoformat(timespec="seconds"),
         duration_s=round(time.monotonic() - started, 3),
         worker=worker,
     )
+
+
+def _pip_index(env: Mapping[str, str], platform: str) -> tuple[Optional[str], Optional[str]]:
+    """pip's configured index (from its files, without starting pip) and its mirror's name."""
+    try:
+        from cnnsetup.mirror import pip as pip_module
+        from cnnsetup.mirror import registry
+
+        url = pip_module.index_url_from_files(env, platform)
+        mirror = registry.mirror_of_pypi(url) if url else None
+        return url, (mirror.name if mirror else None)
+    except Exception:  # the mirror package is someone else's: no mirror rather than no report
+        return None, None
+
+
+def kernel_prefixes(platform: str, env: Mapping[str, str], main_python: str) -> list[str]:
+    """The environments whose Jupyter a student may start: this Python's, conda's base (from
+    CONDA_EXE or the conda on PATH) and that of each `jupyter` on PATH."""
+    prefixes = [sys.prefix if main_python == sys.executable else _prefix_of(main_python, platform)]
+    conda_exe = env.get("CONDA_EXE") or shutil.which("conda", path=env.get("PATH"))
+    if conda_exe:
+        prefixes.append(_prefix_of(conda_exe, platform))
+    for folder in (env.get("PATH") or "").split(os.pathsep):
+        for name in ("jupyter", "jupyter.exe"):
+            if folder and os.path.isfile(os.path.join(folder, name)):
+                prefixes.append(_prefix_of(os.path.join(folder, name), platform))
+    out: list[str] = []
+    for prefix in prefixes:
+        if prefix and prefix not in out:
+            out.append(prefix)
+    return out
+
+
+def _prefix_of(program: str, platform: str) -> str:
+    """The environment a program lives in: <prefix>/bin/x, <prefix>\\Scripts\\x.exe,
+    <prefix>/condabin/conda, or <prefix>\\python.exe."""
+    folder = os.path.dirname(program)
+    if os.path.basename(folder).lower() in ("bin", "scripts", "condabin", "library"):
+        return os.path.dirname(folder)
+    return folder
+
+
+def _kernels(platform: str, env: Mapping[str, str], main_python: str,
+             timeout: float) -> list[Kernel]:
+    prefixes = kernel_prefixes(platform, env, main_python)
+    in_env = sys.prefix != getattr(sys, "base_prefix", sys.prefix) or bool(
+        env.get("CONDA_PREFIX") and env.get("CONDA_DEFAULT_ENV") not in (None, "", "base"))
+    folders = jupyter_module.data_dirs(platform, env, prefixes, prefer_env=in_env)
+    found = jupyter_module.find_kernels(folders, platform, default_python=main_python)
+    main = jupyter_module.interpreter_key(main_python)
+    others = [k for k in found if not _runs_main(k, main)]
+    jupyter_module.probe(others, timeout=timeout, env=env, known_torch=_torch_here(main_python))
+    return found
+
+
+def _torch_here(main_python: str) -> Optional[dict]:
+    """Where this Python would import torch from, found without importing it (the worker
+    imports it meanwhile); None when the worker runs another interpreter."""
+    if main_python != sys.executable:
+        return None
+    import importlib.util
+    import platform as platform_module
+
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return {"python": platform_module.python_version(), "torch_dir": os.path.dirname(spec.origin)}
+
+
+def _runs_main(kernel: Kernel, main_key: str) -> bool:
+    """The kernel runs the interpreter the torch worker probes, in the same environment."""
+    return bool(kernel.interpreter and kernel.interpreter_exists and not kernel.env
+                and jupyter_module.interpreter_key(kernel.interpreter) == main_key)
+
+
+def _fill_main_kernels(kernels: list[Kernel], main_python: str, torch: "TorchFacts",
+                       python: PythonFacts) -> None:
+    """Kernels that run the probed interpreter, or find the very torch install it imports, get
+    the torch worker's answer about torch (no second import)."""
+    main = jupyter_module.interpreter_key(main_python)
+    for kernel in kernels:
+        same = _runs_main(kernel, main)
+        if same:
+            kernel.python = python.version
+            kernel.prefix = python.prefix
+            kernel.ipykernel = python.ipykernel
+        elif not kernel.same_torch:
+            continue
+        if torch.importable:
+            kernel.torch, kernel.torch_cuda = torch.version, torch.cuda
+        else:  # a crash or a hang of `import torch` happens in the kernel just the same
+            kernel.torch_error = (error_line(torch.error)
+                                  or "ModuleNotFoundError: No module named 'torch'")
 
 
 def collect_conda(env: Optional[Mapping[str, str]] = None) -> CondaFacts:
@@ -284,4 +437,7 @@ def facts_to_json(
         "checks": check_dicts,
         "training": list(training or []),
     }
-    return {key: values[key] for key in TOP_LEVEL_KEYS}
+    report = {key: values[key] for key in TOP_LEVEL_KEYS}
+    if facts.jupyter is not None:  # after the schema's keys: only `info` looks at kernels
+        report["jupyter_kernels"] = [k.to_json() for k in facts.jupyter]
+    return report

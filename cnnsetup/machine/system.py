@@ -10,7 +10,7 @@ import re
 import shutil
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -51,6 +51,11 @@ class PythonFacts:
     prefix: str = ""
     pip_module: bool = True  # `python -m pip` works for this interpreter
     active_env_prefix: Optional[str] = None  # CONDA_PREFIX / VIRTUAL_ENV of the shell
+    ipykernel: bool = False  # this Python can run a Jupyter kernel
+    # conda's records in this environment (conda-meta/*.json) of the packages that decide how
+    # torch must be repaired: pytorch itself and the OpenMP/MKL runtimes that can clash with
+    # pip's torch. Record names: "intel-openmp-2024.1.0-h57928b3_965".
+    conda_records: list[str] = field(default_factory=list)
 
 
 _OS_NAMES = {"linux": "Linux", "win32": "Windows", "darwin": "macOS", "cygwin": "Windows"}
@@ -177,10 +182,27 @@ def collect_python(
         prefix=prefix,
         pip_module=pip_spec is not None,
         active_env_prefix=env.get("CONDA_PREFIX") or env.get("VIRTUAL_ENV") or None,
+        ipykernel=importlib.util.find_spec("ipykernel") is not None,
+        conda_records=conda_records(prefix),
     )
     if check_pip:
         facts.pip_python, facts.pip_matches = pip_on_path(pip_spec, env=env, platform=platform)
     return facts
+
+
+CONDA_RECORD_NAMES = ("pytorch", "pytorch-cpu", "pytorch-gpu", "libtorch", "intel-openmp",
+                      "llvm-openmp", "mkl", "mkl-service", "nomkl")
+
+
+def conda_records(prefix: str) -> list[str]:
+    """The conda-meta records (names without .json) in `prefix` of CONDA_RECORD_NAMES; empty
+    outside a conda environment."""
+    meta = Path(prefix) / "conda-meta"
+    try:
+        names = [p.name[:-5] for p in meta.iterdir() if p.name.endswith(".json")]
+    except OSError:
+        return []
+    return sorted(n for n in names if n.rsplit("-", 2)[0] in CONDA_RECORD_NAMES)
 
 
 _PIP_FROM = re.compile(r"^pip \S+ from (.+?) \(python ([0-9.]+)\)\s*$", re.MULTILINE)

@@ -13,13 +13,13 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
+from cnnsetup import shell as shell_module
 from cnnsetup.errors import UsageError
 from cnnsetup.i18n import _
 from cnnsetup.machine import cuda_tables as tables
 from cnnsetup.machine.cuda_tables import TorchRelease, Variant
 
-PIP = "python -m pip"
-UNINSTALL = f"{PIP} uninstall -y torch"
+NO_DRIVER, NOT_LOADED = "no_driver", "not_loaded"  # Machine.driver_problem
 
 
 @dataclass
@@ -45,6 +45,22 @@ class Machine:
     nvidia_error: Optional[str] = None  # nvidia-smi failed: its own words
     installed_torch: Optional[str] = None  # "2.13.0+cpu"
     macos_version: Optional[str] = None
+    python_path: Optional[str] = None  # the interpreter the commands install into (full path)
+    shell: str = shell_module.POSIX  # the shell the commands are quoted for
+    nvidia_hardware: int = 0  # NVIDIA display devices the OS lists, with or without driver
+    # Why the NVIDIA driver cannot be used although a card is there: NO_DRIVER (not installed)
+    # or NOT_LOADED (installed, but nvidia-smi cannot reach it); None when it works or no card.
+    driver_problem: Optional[str] = None
+    os_version: Optional[str] = None  # "Ubuntu 24.04.1 LTS"
+
+    @property
+    def ubuntu(self) -> bool:
+        """Ubuntu and its derivatives (the `ubuntu-drivers` tool)."""
+        return "ubuntu" in (self.os_version or "").lower()
+
+    def pip(self, *args: str) -> str:
+        """`"<python>" -m pip ARGS` for this machine's interpreter and shell."""
+        return shell_module.python_command(self.python_path, ["-m", "pip", *args], self.shell)
 
 
 @dataclass
@@ -61,6 +77,8 @@ class Recommendation:
     commands: list[str] = field(default_factory=list)
     uninstall: Optional[str] = None  # the reminder: remove a CPU-only torch first
     uninstall_first: bool = False  # the installed torch is a different build: step one removes it
+    driver_first: Optional[str] = None  # the NVIDIA driver must be repaired before CUDA works
+    argvs: list[list[str]] = field(default_factory=list)  # `commands` as argument lists
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     mirror: Optional[str] = None
@@ -84,6 +102,7 @@ class Recommendation:
             "torch_spec": self.torch_spec,
             "uninstall": self.uninstall,
             "uninstall_first": self.uninstall_first,
+            "driver_first": self.driver_first,
             "mirror": self.mirror,
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
@@ -126,6 +145,10 @@ def recommend(machine: Machine, cuda: str = "auto", mirror: Optional[str] = None
         rec.warnings.append(_("PyTorch publishes no wheels for 32-bit Python: install a 64-bit "
                               "Python first, or pip will say \"from versions: none\"."))
     _python_warning(machine, rec)
+    if machine.driver_problem and not machine.gpus and rec.driver_first is None and rec.cuda:
+        rec.driver_first = driver_fix(machine)[1] or driver_fix(machine)[0]
+        rec.warnings.append(_("Fix the NVIDIA driver first: {fix}").format(
+            fix=driver_fix(machine)[0]))
     _assemble(machine, rec, mirror_obj)
     return rec
 
@@ -169,6 +192,8 @@ def _cpu(machine: Machine, reasons: list[str]) -> Recommendation:
 
 
 def _auto(machine: Machine) -> Recommendation:
+    if not machine.gpus and (machine.driver_problem or machine.nvidia_hardware):
+        return _driver_broken(machine)
     if not machine.nvidia_found:
         return _cpu(machine, [_("No NVIDIA driver found (no nvidia-smi): the CPU build is the one "
                                 "this machine can use.")])
@@ -192,6 +217,60 @@ def _auto(machine: Machine) -> Recommendation:
     rec = _cuda_recommendation(machine, releases, release, variant, reasons)
     _driver_hint(machine, releases, rec)
     return rec
+
+
+def _driver_broken(machine: Machine) -> Recommendation:
+    """A card is there but its driver is missing or not loaded: keep (or choose) the CUDA build
+    that card will run once the driver works, and say the driver comes first. A CPU build here
+    would throw away a working CUDA install for a problem that is not torch's."""
+    if machine.driver_problem == NOT_LOADED:
+        reason = _("An NVIDIA card is present and its driver is installed, but not loaded "
+                   "(nvidia-smi cannot talk to it): torch cannot use the card until the driver "
+                   "is repaired. The CUDA build stays the right one.")
+    elif machine.driver_problem is None:
+        reason = _("An NVIDIA card is present, but nvidia-smi did not answer properly ({error}): "
+                   "the CUDA build stays the right one once the driver answers.").format(
+            error=machine.nvidia_error or "?")
+    else:
+        reason = _("An NVIDIA card is present but no NVIDIA driver is installed: install the "
+                   "driver first. The CUDA build is the one this card will use.")
+    releases = _releases_for_python(machine)
+    installed = installed_build(machine.installed_torch, machine.platform, machine.arch)
+    # The installed CUDA build when there is one (in the newest release that has it), else the
+    # newest release's newest CUDA: a current driver runs it.
+    having = [r for r in releases if installed and r.variant(installed)]
+    release = having[-1] if having else releases[-1]
+    variant = release.variant(installed) if having and installed else None
+    if variant is None:
+        variant = max(release.variants, key=lambda v: v.cuda)
+    rec = _cuda_recommendation(machine, releases, release, variant, [reason])
+    rec.driver_first = driver_fix(machine)[1] or driver_fix(machine)[0]
+    rec.warnings.append(_("Fix the NVIDIA driver first: {fix}").format(fix=driver_fix(machine)[0]))
+    return rec
+
+
+def driver_fix(machine: Machine) -> tuple[str, Optional[str]]:
+    """(what to do in words, a command to paste or None) for the machine's driver problem."""
+    windows = machine.platform == "win32"
+    if machine.driver_problem != NO_DRIVER:  # not loaded, or not answering
+        if windows:
+            return (_("reinstall the NVIDIA driver from {url} (choose \"Clean installation\") "
+                      "and restart Windows.").format(url=DRIVER_URL), None)
+        return (_("restart the computer (a driver install or a kernel update needs it). If it "
+                  "still fails, `sudo modprobe nvidia` names the cause: \"Key was rejected by "
+                  "service\" means Secure Boot blocks the driver (enroll its key with mokutil or "
+                  "turn Secure Boot off); \"Module nvidia not found\" means the driver was not "
+                  "built for the running kernel (reinstall the driver)."),
+                "sudo modprobe nvidia && nvidia-smi")
+    if windows:
+        return (_("install the NVIDIA driver for this card from {url}, then restart.").format(
+            url=DRIVER_URL), None)
+    return (_("install the NVIDIA driver (Ubuntu: `sudo ubuntu-drivers install`; other systems: "
+              "their nvidia-driver package, or {url}), then restart.").format(url=DRIVER_URL),
+            "sudo ubuntu-drivers install" if machine.ubuntu else None)
+
+
+DRIVER_URL = "https://www.nvidia.com/Download/index.aspx"
 
 
 def _forced(machine: Machine, requested: str) -> Recommendation:
@@ -335,38 +414,46 @@ def _python_warning(machine: Machine, rec: Recommendation) -> None:
 
 def _assemble(machine: Machine, rec: Recommendation, mirror) -> None:
     """Turn the choice into commands: straight from the index, or through a mirror."""
-    packages = [_quote(rec.torch_spec)]
+    packages = [rec.torch_spec]
     if rec.torch_spec == f"torch=={tables.INTEL_MAC_TORCH}":
-        packages.append(_quote("numpy<2"))
-    install = f"{PIP} install " + " ".join(packages)
+        packages.append("numpy<2")
+    argvs: list[list[str]] = []
+    python = machine.python_path or "python"
+
+    def add(*args: str) -> None:
+        argvs.append([python, "-m", "pip", *args])
+
+    uninstall = machine.pip("uninstall", "-y", "torch")
     commands: list[str] = []
     if rec.variant.startswith("cu"):
-        rec.uninstall = UNINSTALL
+        rec.uninstall = uninstall
     installed = installed_build(machine.installed_torch, machine.platform, machine.arch)
     if machine.installed_torch and installed != rec.variant and rec.variant != "pypi":
         rec.uninstall_first = True
-        rec.uninstall = UNINSTALL
-        commands.append(UNINSTALL)
+        rec.uninstall = uninstall
+        add("uninstall", "-y", "torch")
         rec.reasons.append(_("The installed torch {version} is another build; pip would keep it "
                              "(\"Requirement already satisfied\"), so remove it first.").format(
             version=machine.installed_torch))
     elif machine.installed_torch and installed == rec.variant:
         rec.reasons.append(_("The installed torch {version} is already this build.").format(
             version=machine.installed_torch))
+    install = ["install", *packages]
     if mirror is None:
-        if rec.index_url:
-            commands.append(f"{install} --index-url {rec.index_url}")
-        else:
-            commands.append(install)
+        add(*install, *(["--index-url", rec.index_url] if rec.index_url else []))
     else:
         rec.mirror = mirror.name
         rec.deps_index_url = mirror.pypi
-        commands += _mirror_commands(machine, rec, mirror, install)
-    rec.commands = commands
+        for step in _mirror_commands(machine, rec, mirror, install):
+            add(*step)
+    rec.argvs = argvs
+    rec.commands = [shell_module.python_command(machine.python_path, a[1:], machine.shell)
+                    for a in argvs]
 
 
-def _mirror_commands(machine: Machine, rec: Recommendation, mirror, install: str) -> list[str]:
-    deps = f"{install} -i {mirror.pypi}"
+def _mirror_commands(machine: Machine, rec: Recommendation, mirror,
+                     install: list[str]) -> list[list[str]]:
+    deps = [*install, "-i", mirror.pypi]
     if rec.variant == "pypi":
         rec.index_url = mirror.pypi
         return [deps]
@@ -379,7 +466,7 @@ def _mirror_commands(machine: Machine, rec: Recommendation, mirror, install: str
         return [deps]
     wheel_mirror = tables.TORCH_WHEEL_MIRRORS.get(mirror.name)
     if wheel_mirror is None:
-        torch_step = f"{install} --no-deps --index-url {rec.index_url}"
+        torch_step = [*install, "--no-deps", "--index-url", rec.index_url]
         rec.reasons.append(_("{mirror} has no copy of PyTorch's wheel index: torch itself comes "
                              "from {url}, its dependencies from {mirror}.").format(
             mirror=mirror.name, url=rec.index_url))
@@ -388,10 +475,10 @@ def _mirror_commands(machine: Machine, rec: Recommendation, mirror, install: str
         url = pattern.format(variant=rec.variant)
         if how == "find-links":
             rec.find_links, rec.index_url = url, None
-            torch_step = f"{install} --no-deps --no-index -f {url}"
+            torch_step = [*install, "--no-deps", "--no-index", "-f", url]
         else:
             rec.index_url = url
-            torch_step = f"{install} --no-deps --index-url {url}"
+            torch_step = [*install, "--no-deps", "--index-url", url]
         rec.reasons.append(_("torch comes from {mirror}'s copy of PyTorch's wheels, its "
                              "dependencies from {mirror}'s PyPI index.").format(mirror=mirror.name))
     # Two steps, so that a newer (CPU) torch on the PyPI mirror can never win over the build
@@ -412,10 +499,6 @@ def installed_build(version: Optional[str], platform: str, arch: str = "x86_64")
             cuda = release.pypi_linux_cuda
             return f"cu{cuda[0]}{cuda[1]}"
     return "pypi"
-
-
-def _quote(spec: str) -> str:
-    return f'"{spec}"' if any(ch in spec for ch in "<>=!") else spec
 
 
 def _dotted(version: Sequence[int]) -> str:
@@ -463,9 +546,24 @@ def _mirror(name: Optional[str]):
 # ------------------------------------------------------------------ the machine
 
 
+def driver_problem(nvidia) -> Optional[str]:
+    """NO_DRIVER, NOT_LOADED or None, from `gpu.NvidiaFacts` (nvidia-smi plus the hardware)."""
+    hardware = getattr(nvidia, "hardware", None)
+    present = bool(hardware and hardware.present)
+    if nvidia.gpus:
+        return None
+    if getattr(nvidia, "driver_not_loaded", False):
+        return NOT_LOADED
+    if present and not nvidia.found:
+        # A kernel module that is loaded works without nvidia-smi (a minimal driver install).
+        return None if hardware.module_loaded else NO_DRIVER
+    return None
+
+
 def machine_from_facts(facts) -> Machine:
     """The `Machine` for a `cnnsetup.machine.facts.Facts` (what `info` collected)."""
     version = tables.parse_version(facts.python.version) or (3, 0)
+    hardware = getattr(facts.nvidia, "hardware", None)
     return Machine(
         platform=facts.platform,
         arch=facts.system.arch,
@@ -478,23 +576,35 @@ def machine_from_facts(facts) -> Machine:
         nvidia_error=facts.nvidia.error,
         installed_torch=facts.torch.version if facts.torch.installed else None,
         macos_version=facts.system.os_version if facts.platform == "darwin" else None,
+        python_path=facts.python.executable or None,
+        shell=getattr(facts, "shell", shell_module.POSIX),
+        nvidia_hardware=len(hardware.devices) if hardware else 0,
+        driver_problem=driver_problem(facts.nvidia),
+        os_version=facts.system.os_version,
     )
 
 
-def machine_here(*, platform: str = sys.platform, smi_timeout: Optional[float] = None) -> Machine:
-    """The `Machine` for this computer, without importing torch: nvidia-smi, and the installed
-    torch's version from its metadata."""
+def machine_here(*, platform: Optional[str] = None, smi_timeout: Optional[float] = None,
+                 env=None) -> Machine:
+    """The `Machine` for this computer, without importing torch: nvidia-smi and the NVIDIA
+    hardware, and the installed torch's version from its metadata."""
+    import os
     import struct
 
+    from cnnsetup.machine import facts as facts_module
     from cnnsetup.machine import gpu
+    from cnnsetup.machine.system import _os_version
 
-    nvidia = gpu.query(platform=platform, **({"timeout": smi_timeout} if smi_timeout else {}))
+    env = os.environ if env is None else env
+    platform = facts_module.host_platform(env) if platform is None else platform
+    nvidia = facts_module.nvidia_here(platform, env, smi_timeout or gpu.SMI_TIMEOUT_S)
     try:
         from importlib import metadata
 
         installed: Optional[str] = metadata.version("torch")
     except Exception:  # not installed, or broken metadata
         installed = None
+    hardware = nvidia.hardware
     return Machine(
         platform=platform,
         arch=platform_module.machine(),
@@ -507,4 +617,9 @@ def machine_here(*, platform: str = sys.platform, smi_timeout: Optional[float] =
         nvidia_error=nvidia.error,
         installed_torch=installed,
         macos_version=platform_module.mac_ver()[0] or None if platform == "darwin" else None,
+        python_path=sys.executable,
+        shell=shell_module.detect(platform, env),
+        nvidia_hardware=len(hardware.devices) if hardware else 0,
+        driver_problem=driver_problem(nvidia),
+        os_version=_os_version(platform),
     )
