@@ -15,7 +15,7 @@ from cnnsetup.machine import verify as verify_module
 from cnnsetup.machine.proof import OPS
 from cnnsetup.machine.torch_probe import WorkerSession
 from cnnsetup.machine.verify import VerifyOptions, plan_devices
-from cnnsetup.report_schema import SCHEMA_VERSION, TOP_LEVEL_KEYS
+from cnnsetup.report_schema import OPTIONAL_KEYS, SCHEMA_VERSION, TOP_LEVEL_KEYS
 from cnnsetup.render import ProgressLine
 from tests.conftest import REPO_ROOT, run_cnnsetup
 from tests.machine_helpers import make_facts, write_fake_torch
@@ -31,7 +31,7 @@ def test_verify_on_the_cpu_trains_to_the_target_and_writes_the_report(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert json.loads(report_file.read_text(encoding="utf-8")) == report
-    assert [key for key in report if key != "student"] == list(TOP_LEVEL_KEYS)
+    assert [key for key in report if key not in OPTIONAL_KEYS] == list(TOP_LEVEL_KEYS)
     assert report["student"] is None  # no --student given
     assert report["schema"] == SCHEMA_VERSION and report["kind"] == "verify"
     assert report["ok"] is True and report["host"] and report["created"]

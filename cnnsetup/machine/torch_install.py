@@ -424,7 +424,6 @@ def _assemble(machine: Machine, rec: Recommendation, mirror) -> None:
         argvs.append([python, "-m", "pip", *args])
 
     uninstall = machine.pip("uninstall", "-y", "torch")
-    commands: list[str] = []
     if rec.variant.startswith("cu"):
         rec.uninstall = uninstall
     installed = installed_build(machine.installed_torch, machine.platform, machine.arch)
