@@ -161,7 +161,11 @@ class RootGroup(Group):
             if problem.hint:
                 error["hint"] = problem.hint
             if not as_json:
-                echo(_("Error: {message}").format(message=problem.message), err=True)
+                if problem.exit_code == EXIT_INTERRUPTED:  # after ^C: a line of its own
+                    echo("", err=True)
+                    echo(problem.message, err=True)
+                else:
+                    echo(_("Error: {message}").format(message=problem.message), err=True)
                 if problem.hint:
                     echo(problem.hint, err=True)
         except click.Abort as problem:

@@ -123,11 +123,12 @@ def run_onboard(options: OnboardOptions, *, say: Callable[[str], None],
     result = OnboardResult()
     state_file = state_path()
     state = load_state(state_file)
+    output = _Output(say)
     try:
         student = _student(options, state, ask)
         save_state(state_file, state)
-        _run_steps(options, state, state_file, result, say, confirm, show_verify, on_event,
-                   student)
+        _run_steps(options, state, state_file, result, output.say, confirm,
+                   output.guard(show_verify), on_event, student, output.check)
     except KeyboardInterrupt:
         save_state(state_file, state)
         raise Interrupted(_stopped_message(_("Interrupted."), result),
@@ -140,14 +141,48 @@ def run_onboard(options: OnboardOptions, *, say: Callable[[str], None],
     return result
 
 
+class _Output:
+    """`say` that survives a closed stdout: the step under way still finishes (its change and
+    its record stay together), and `check` stops the day before the next step."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self.closed = False
+
+    def say(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._say(text)
+        except BrokenPipeError:
+            self.closed = True
+            _stdout_to_nowhere()
+
+    def guard(self, show: Callable[[Any], None]) -> Callable[[Any], None]:
+        def guarded(value: Any) -> None:
+            if self.closed:
+                return
+            try:
+                show(value)
+            except BrokenPipeError:
+                self.closed = True
+                _stdout_to_nowhere()
+        return guarded
+
+    def check(self) -> None:
+        if self.closed:
+            raise BrokenPipeError("stdout was closed")
+
+
 def _run_steps(options, state, state_file, result, say, confirm, show_verify, on_event,
-               student) -> None:
+               student, between_steps) -> None:
     say(_("Step 1/4: conda and pip mirror"))
     mirror_step = _mirror_step(options, state, say, confirm)
     result.steps.append(mirror_step)
     if mirror_step.status == "warning":
         result.warnings.append(mirror_step.detail)
     save_state(state_file, state)
+    between_steps()
 
     say(_("Step 2/4: PyTorch"))
     try:
@@ -161,6 +196,7 @@ def _run_steps(options, state, state_file, result, say, confirm, show_verify, on
         return
     result.steps.append(torch_step)
     save_state(state_file, state)
+    between_steps()
 
     say(_("Step 3/4: verify (training the reference CNN)"))
     from cnnsetup.machine.verify import VerifyOptions, current_mirrors, run_verify
@@ -172,6 +208,7 @@ def _run_steps(options, state, state_file, result, say, confirm, show_verify, on
                              _("all checks passed") if verified.ok else _("some checks failed")))
     state["verify"] = {"ok": verified.ok, "when": datetime.now().isoformat(timespec="seconds")}
     save_state(state_file, state)
+    between_steps()
 
     say(_("Step 4/4: report"))
     report = verified.to_json(mirror=current_mirrors(), kind="onboard")
