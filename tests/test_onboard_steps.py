@@ -233,3 +233,21 @@ def test_a_closed_stdout_saves_the_progress_and_says_so_on_stderr(tmp_path, monk
     state = json.loads(onboard_module.state_path().read_text(encoding="utf-8"))
     assert state["mirror"]["name"] == "tsinghua"  # the finished step is remembered
     assert not (tmp_path / "r.json").exists()
+
+
+def test_ctrl_c_at_a_question_says_what_was_finished_and_how_to_go_on(isolated_home):
+    import click
+
+    from cnnsetup.errors import Interrupted
+
+    def ctrl_c(question):
+        raise click.exceptions.Abort()
+
+    options = onboard_module.OnboardOptions(interactive=True)
+    with pytest.raises(Interrupted) as stopped:
+        onboard_module.run_onboard(options, say=lambda text: None, confirm=ctrl_c, ask=ctrl_c,
+                                   show_verify=lambda verified: None)
+    assert stopped.value.exit_code == 130
+    assert "Finished: nothing yet." in stopped.value.message
+    assert "cnnsetup onboard" in stopped.value.hint
+    assert onboard_module.state_path().is_file()

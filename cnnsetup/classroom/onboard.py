@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+import click
+
 from cnnsetup.errors import CnnsetupError, Interrupted, OutputClosed
 from cnnsetup.i18n import _
 from cnnsetup.report_schema import write_report
@@ -129,7 +131,7 @@ def run_onboard(options: OnboardOptions, *, say: Callable[[str], None],
         save_state(state_file, state)
         _run_steps(options, state, state_file, result, output.say, confirm,
                    output.guard(show_verify), on_event, student, output.check)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at one of its questions
         save_state(state_file, state)
         raise Interrupted(_stopped_message(_("Interrupted."), result),
                           hint=_resume_hint()) from None
