@@ -71,6 +71,12 @@ def lang_first(args: Sequence[str]) -> list[str]:
     return front + rest
 
 
+def _asks_for_text(args: Sequence[str]) -> bool:
+    """Whether --help or --version is on the command line (they print text, not JSON)."""
+    words = list(args)[:list(args).index("--")] if "--" in args else list(args)
+    return any(word in ("--help", "-h", "--version") for word in words)
+
+
 def wants_json(args: Sequence[str]) -> bool:
     """Whether the command line asks for JSON (anywhere before `--`)."""
     for item in args:
@@ -194,7 +200,8 @@ class RootGroup(Group):
             status, error = self._internal_error(as_json)
         render.hold_json(None)
         if as_json:
-            _emit_json(held, status, error, self.failed_command)
+            _emit_json(held, status, error, self.failed_command,
+                       text_requested=_asks_for_text(argv))
         return status
 
     @staticmethod
@@ -208,15 +215,15 @@ class RootGroup(Group):
 
 
 def _emit_json(held: Optional[render.JsonOutput], status: int, error: Optional[dict],
-               failed_command: Optional[str]) -> None:
-    """Print the one JSON object of a `--json` run, whatever happened in it."""
+               failed_command: Optional[str], text_requested: bool = False) -> None:
+    """Print the one JSON object of a `--json` run, whatever happened in it (`text_requested`:
+    --help or --version asked for text, which was printed instead)."""
     data = held.data if held is not None and held.printed else None
     if status == EXIT_OK and error is None:
-        if data is None:
-            if held is not None and not held.printed:
-                return  # --help, --version: text was asked for, and printed
-        else:
+        if data is not None:
             _write_stdout(render.json_text(data))
+        elif not text_requested:  # a command that printed nothing still answers
+            _write_stdout(render.json_text({"ok": True}))
         return
     if error is None:
         error = {"code": "command.failed",

@@ -8,6 +8,8 @@ import pytest
 pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
 
 import json
+import shlex
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -165,7 +167,7 @@ def test_torch_missing_prints_the_install_command(tmp_path, monkeypatch, invoke,
 
     monkeypatch.setattr(findings, "evaluate", torch_missing)
     result = invoke("onboard", "--yes", "--mirror", "tsinghua", "--report", str(classroom["report"]))
-    assert "python -m pip install" in result.stdout
+    assert f"{shlex.quote(sys.executable)} -m pip install" in result.stdout  # the full path
     assert "cnnsetup onboard --install-torch" in result.stdout
     steps = json.loads(classroom["report"].read_text(encoding="utf-8"))["onboard"]["steps"]
     assert steps[1]["status"] == "skipped"

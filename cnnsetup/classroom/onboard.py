@@ -458,8 +458,8 @@ def _torch_step(options: OnboardOptions, state: dict, say, confirm=None) -> Step
     for finding in problems:
         say("  " + finding.summary)
     say("  " + _("The install command for this machine:"))
-    for line in rec.commands:
-        say("    " + line)
+    for line in rec.commands:  # with this interpreter's full path: pip must install into it
+        say("    " + shell_join(install_argv(line)))
     if not _may_install(options, confirm, say):
         return Step("torch", "skipped", rec.command)
     state["torch"] = {"done": False, "command": rec.command}
