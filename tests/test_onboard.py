@@ -64,6 +64,9 @@ def test_onboard_end_to_end_switches_verifies_and_writes_the_report(invoke, clas
     condarc = (classroom["home"] / ".condarc").read_text(encoding="utf-8")
     assert "https://mirror.nju.edu.cn/anaconda/pkgs/main" in condarc
     assert ["clean", "-i", "-y", "--json"] in calls(classroom["log"])
+    # The channel URLs conda answered with after the switch, one per line.
+    urls = result.stdout.split("Channel URLs conda uses now (conda info --json):")[1]
+    assert "    https://mirror.nju.edu.cn/anaconda/pkgs/main/" in urls.split("Step 2/4")[0]
     report = json.loads(classroom["report"].read_text(encoding="utf-8"))
     assert report["kind"] == "onboard" and report["ok"] is True
     assert report["mirror"] == {"conda": "nju", "pip": "nju"}

@@ -349,6 +349,11 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
         report = confirm_switch(mirror, conda_path, condarc=str(condarc), clean=plan.changed)
         for _level, text in report.lines():
             say("  " + text)
+        if report.channel_urls:  # what conda itself answered, not what the file says
+            say("  " + _("Channel URLs conda uses now ({command}):").format(
+                command="conda info --json"))
+            for url in report.channel_urls:
+                say("    " + url)
     say("  " + _("conda now points at {mirror}; {pip}").format(mirror=mirror.name, pip=pip_text))
     # Recorded as done only when pip followed too, so that the next run tries pip again.
     state["mirror"] = {"done": pip_ok, "name": mirror.name, "condarc_sha256": _sha_of(condarc)}
