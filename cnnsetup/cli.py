@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import os
 import sys
 import traceback
 from typing import Any, Optional, Sequence
@@ -193,7 +192,7 @@ class RootGroup(Group):
             if problem.errno != errno.EPIPE:
                 status, error = self._internal_error(as_json)
             else:  # stdout closed (`| head`): nothing more can be said there
-                _silence_stdout()
+                render.silence_stdout()
                 render.hold_json(None)
                 return EXIT_FAILURE
         except Exception:  # noqa: BLE001 - a bug: the traceback, and still one JSON object
@@ -243,17 +242,7 @@ def _write_stdout(text: str) -> None:
     except OSError as problem:
         if problem.errno != errno.EPIPE:
             raise
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    """After stdout was closed: send what is left to nowhere, so that Python's final flush does
-    not print "Exception ignored ... BrokenPipeError" on stderr."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+        render.silence_stdout()
 
 
 def _choose_language(ctx: click.Context, param: Optional[click.Parameter],

@@ -87,6 +87,16 @@ def print_json(data: Any) -> None:
     click.echo(json_text(data))
 
 
+def silence_stdout() -> None:
+    """After stdout was closed under us (`cnnsetup ... | head`): later writes, and Python's own
+    last flush, go to the null device instead of raising BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def width(text: str) -> int:
     """Columns `text` takes on a terminal: CJK characters take two."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

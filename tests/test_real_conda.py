@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
-
 from tests.conftest import find_real_conda
 
 BLOG_CONDARC = """\

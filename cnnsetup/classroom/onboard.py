@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import shlex
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import click
 
 from cnnsetup.errors import CnnsetupError, Interrupted, OutputClosed
 from cnnsetup.i18n import _
+from cnnsetup.render import silence_stdout
 from cnnsetup.report_schema import write_report
 from cnnsetup.mirror import condarc_file, registry
 
@@ -137,7 +137,7 @@ def run_onboard(options: OnboardOptions, *, say: Callable[[str], None],
                           hint=_resume_hint()) from None
     except BrokenPipeError:
         save_state(state_file, state)
-        _stdout_to_nowhere()
+        silence_stdout()
         raise OutputClosed(_stopped_message(_("The output was closed (stdout)."), result),
                            hint=_resume_hint()) from None
     return result
@@ -158,7 +158,7 @@ class _Output:
             self._say(text)
         except BrokenPipeError:
             self.closed = True
-            _stdout_to_nowhere()
+            silence_stdout()
 
     def guard(self, show: Callable[[Any], None]) -> Callable[[Any], None]:
         def guarded(value: Any) -> None:
@@ -168,7 +168,7 @@ class _Output:
                 show(value)
             except BrokenPipeError:
                 self.closed = True
-                _stdout_to_nowhere()
+                silence_stdout()
         return guarded
 
     def check(self) -> None:
@@ -265,15 +265,6 @@ def _step_word(status: str) -> str:
 def _resume_hint() -> str:
     return _("Run `{command}` again to continue: finished steps are not repeated.").format(
         command="cnnsetup onboard")
-
-
-def _stdout_to_nowhere() -> None:
-    """After stdout was closed: later writes (and Python's last flush) go nowhere."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _say_install_failure(failed: InstallFailed, say) -> None:
