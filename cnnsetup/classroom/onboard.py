@@ -38,8 +38,6 @@ REINSTALL_FINDINGS = ("torch.missing", "torch.cpu_only_with_gpu", "gpu.arch_unsu
 TORCH_AREAS = ("torch.", "numpy.", "gpu.", "driver.")
 INSTALL_TIMEOUT_S = 3600.0  # a CUDA build of torch is a few GB
 INSTALL_TAIL_LINES = 15  # the last lines of a failed install's output that are shown again
-STEP_TITLES = {"mirror": "conda and pip mirror", "torch": "PyTorch", "verify": "verify",
-               "report": "report"}
 
 
 @dataclass
@@ -218,8 +216,7 @@ def _run_steps(options, state, state_file, result, say, confirm, show_verify, on
     result.steps.append(Step("report", "done", str(path)))
     report["student"] = student
     report["onboard"] = {"steps": [s.to_json() for s in result.steps]}
-    report["checks"] = list(report.get("checks") or []) + [
-        w for w in _onboard_checks(result.steps)]
+    report["checks"] = list(report.get("checks") or []) + _onboard_checks(result.steps)
     write_report(report, path)
     result.report, result.report_path = report, path
     state["report"] = str(path)
@@ -252,9 +249,12 @@ def _student(options: OnboardOptions, state: dict, ask) -> Optional[str]:
 
 
 def _stopped_message(what: str, result: OnboardResult) -> str:
-    finished = [f"{s.name} ({_step_word(s.status)})" for s in result.steps]
-    return " ".join([what, _("Finished: {steps}.").format(
-        steps=", ".join(finished) if finished else _("nothing yet"))])
+    """"Interrupted. Finished: mirror (done), torch (done)." in the user's language."""
+    finished = [_("{step} ({status})").format(step=s.name, status=_step_word(s.status))
+                for s in result.steps]
+    steps = _(", ").join(finished) if finished else _("nothing yet")
+    return _("{what} {finished}").format(what=what,
+                                         finished=_("Finished: {steps}.").format(steps=steps))
 
 
 def _step_word(status: str) -> str:
