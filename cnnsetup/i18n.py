@@ -26,6 +26,10 @@ _CATALOG = {"zh": "zh_CN"}
 
 _translation: gettext.NullTranslations = gettext.NullTranslations()
 _language = "en"
+# set_language writes LANGUAGE (for click's gettext); these keep the user's own value apart from
+# ours, so that a second run in the same process still reads the user's choice.
+_written_language_env: str | None = None
+_user_language_env: str | None = None
 
 
 def _(message: str) -> str:
@@ -64,15 +68,18 @@ UNTRANSLATED_MARK = "[untranslated] "
 
 def set_language(language: str) -> None:
     """Switch every later `_()` call, and click's own messages, to `language` ("en" or "zh")."""
-    global _translation, _language
+    global _translation, _language, _written_language_env, _user_language_env
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}")
     _language = language
+    current = os.environ.get("LANGUAGE")
+    if _written_language_env is None or current != _written_language_env:
+        _user_language_env = current
     # click translates "Usage:", "Options" and its errors with the stdlib's default domain;
     # pointing that domain at this catalog, in the chosen language, makes click speak it too.
     gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
     gettext.textdomain(DOMAIN)
-    os.environ["LANGUAGE"] = _CATALOG.get(language, language)
+    os.environ["LANGUAGE"] = _written_language_env = _CATALOG.get(language, language)
     if language == "en":
         _translation = gettext.NullTranslations()
         return
@@ -103,7 +110,12 @@ def language_from_environment(
 ) -> str:
     """Pick the language: CNNSETUP_LANG, else the locale variables as gettext reads them, else
     (on Windows) the user's UI language, else English."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = dict(os.environ)
+        if _written_language_env is not None and env.get("LANGUAGE") == _written_language_env:
+            env.pop("LANGUAGE")  # cnnsetup's own, not the user's
+            if _user_language_env is not None:
+                env["LANGUAGE"] = _user_language_env
     platform = sys.platform if platform is None else platform
     chosen = env.get("CNNSETUP_LANG", "").strip().lower()
     if chosen:

@@ -43,9 +43,58 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     click.echo(text, err=err, nl=nl, color=None)
 
 
+class JsonOutput:
+    """The one JSON object a `--json` command prints, held until the command has finished, so
+    that `cnnsetup.cli` can still mark it failed (or replace it with the error) and stdout holds
+    exactly one object whatever happens."""
+
+    def __init__(self) -> None:
+        self.data: Any = None
+        self.printed = False
+
+    def put(self, data: Any) -> None:
+        if self.printed:
+            raise RuntimeError("a command printed two JSON objects; --json promises one")
+        self.data, self.printed = data, True
+
+
+_json_output: JsonOutput | None = None
+
+
+def hold_json(output: JsonOutput | None) -> None:
+    """Send `print_json` to `output` (None: print at once again). Used by `cnnsetup.cli`."""
+    global _json_output
+    _json_output = output
+
+
+def holding_json() -> bool:
+    """Whether this run prints JSON (then every message in it is English)."""
+    return _json_output is not None
+
+
+def json_text(data: Any) -> str:
+    """The JSON text cnnsetup prints: indented, ASCII-only (any console can show it)."""
+    return json.dumps(data, indent=2, ensure_ascii=True, default=str)
+
+
 def print_json(data: Any) -> None:
-    """Print one JSON object on stdout (ASCII-only, so any console can show it)."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=True, default=str))
+    """Print one JSON object on stdout (ASCII-only, so any console can show it).
+
+    Under `cnnsetup.cli` with `--json` the object is held and printed once the command ends."""
+    if _json_output is not None:
+        _json_output.put(data)
+        return
+    click.echo(json_text(data))
+
+
+def silence_stdout() -> None:
+    """After stdout was closed under us (`cnnsetup ... | head`): later writes, and Python's own
+    last flush, go to the null device instead of raising BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def width(text: str) -> int:

@@ -1,9 +1,15 @@
 """Shared test fixtures. Every test runs with a fake home: HOME, USERPROFILE, XDG_CONFIG_HOME,
-CONDARC and PATH point into `tmp_path`, so nothing here can read or change the real user's files."""
+CONDARC and PATH point into `tmp_path`, so nothing here can read or change the real user's files.
+
+Everything the suite reads lives in this repository (`tests/data/`): a fresh clone with nothing
+beside it runs the whole suite. Tests that need a genuine conda take the `real_conda` fixture:
+the conda named by CNNSETUP_TEST_CONDA, else a `conda` on the PATH the test run started with,
+else the test is skipped with that reason (`.ci/run` builds one and sets the variable)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,8 +22,13 @@ from cnnsetup.cli import cli
 from cnnsetup.i18n import set_language
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED = REPO_ROOT.parent / "shared"
-CONDA_GOLDEN = SHARED / "conda-golden"
+TEST_DATA = REPO_ROOT / "tests" / "data"
+# What real conda 26.7.1 made of each recorded configuration (see its README.md).
+CONDA_GOLDEN = TEST_DATA / "conda-golden"
+
+# Read before any test changes the environment: the fake home below empties PATH and CNNSETUP_*.
+_SESSION_PATH = os.environ.get("PATH", "")
+_SESSION_TEST_CONDA = os.environ.get("CNNSETUP_TEST_CONDA", "").strip()
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +58,32 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def bin_dir(tmp_path: Path) -> Path:
     """The only folder on PATH: tests put stand-in programs (conda, nvidia-smi) here."""
     return tmp_path / "bin"
+
+
+def find_real_conda(variable: str = _SESSION_TEST_CONDA,
+                    path: str = _SESSION_PATH) -> tuple[str | None, str]:
+    """(the genuine conda to test against, or None; why that one or why none)."""
+    if variable:
+        if os.path.isfile(variable) and os.access(variable, os.X_OK):
+            return variable, f"CNNSETUP_TEST_CONDA={variable}"
+        return None, f"CNNSETUP_TEST_CONDA={variable} is not an executable file"
+    found = shutil.which("conda", path=path)
+    if found:
+        return found, f"conda on PATH: {found}"
+    return None, ("no real conda: set CNNSETUP_TEST_CONDA to a conda executable "
+                  "(bash ../shared/tools/conda/install.sh DIR builds one), or put conda on PATH")
+
+
+@pytest.fixture
+def real_conda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The path of a genuine conda, first on the test's PATH; its package cache in `tmp_path`
+    so that `conda clean` touches nothing outside the test. Skips when there is none."""
+    conda, why = find_real_conda()
+    if conda is None:
+        pytest.skip(why)
+    monkeypatch.setenv("CONDA_PKGS_DIRS", str(tmp_path / "conda-pkgs"))
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(conda), os.environ["PATH"]]))
+    return conda
 
 
 def write_program(path: Path, body: str) -> Path:

@@ -139,3 +139,23 @@ def test_the_check_mode_marks_a_message_the_catalog_lacks(monkeypatch):
         assert not _("Usage:").startswith(UNTRANSLATED_MARK)
     finally:
         set_language("en")
+
+
+def test_the_language_cnnsetup_chose_does_not_pass_for_the_users_choice(monkeypatch):
+    """set_language writes LANGUAGE for click; the next run in the same process (a test, an
+    embedding program) still reads the user's own environment."""
+    from cnnsetup.i18n import set_language
+
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    set_language("zh")
+    try:
+        assert language_from_environment() == "en"
+        monkeypatch.setenv("LANGUAGE", "zh_TW")  # the user's own, set after ours
+        assert language_from_environment() == "zh"
+    finally:
+        set_language("en")
+
+
+def test_root_help_follows_cnnsetup_lang_in_process(invoke):
+    result = invoke("--help", env={"CNNSETUP_LANG": "zh"})
+    assert result.exit_code == 0 and "用法" in result.stdout

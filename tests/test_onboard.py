@@ -8,6 +8,8 @@ import pytest
 pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
 
 import json
+import shlex
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -49,7 +51,8 @@ def classroom(tmp_path, monkeypatch, isolated_home):
     xdg_dirs.mkdir()
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(xdg_dirs))
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
-    yield {"home": isolated_home, "log": log, "report": tmp_path / "report.json"}
+    yield {"home": isolated_home, "log": log, "report": tmp_path / "report.json", "base": base,
+           "mirrors": sorted(targets)}
     server.shutdown()
 
 
@@ -61,6 +64,9 @@ def test_onboard_end_to_end_switches_verifies_and_writes_the_report(invoke, clas
     condarc = (classroom["home"] / ".condarc").read_text(encoding="utf-8")
     assert "https://mirror.nju.edu.cn/anaconda/pkgs/main" in condarc
     assert ["clean", "-i", "-y", "--json"] in calls(classroom["log"])
+    # The channel URLs conda answered with after the switch, one per line.
+    urls = result.stdout.split("Channel URLs conda uses now (conda info --json):")[1]
+    assert "    https://mirror.nju.edu.cn/anaconda/pkgs/main/" in urls.split("Step 2/4")[0]
     report = json.loads(classroom["report"].read_text(encoding="utf-8"))
     assert report["kind"] == "onboard" and report["ok"] is True
     assert report["mirror"] == {"conda": "nju", "pip": "nju"}
@@ -79,6 +85,9 @@ def test_an_interrupted_onboard_resumes_without_redoing_the_mirror(invoke, class
     monkeypatch.setattr(onboard_module, "_torch_step", interrupted)
     result = invoke("onboard", "--yes", "--mirror", "sjtu", "--report", str(classroom["report"]))
     assert result.exit_code == 130
+    assert result.stderr.startswith("\n")  # the line after the terminal's ^C
+    assert "Finished: mirror (done)." in result.stderr
+    assert "Run `cnnsetup onboard` again to continue" in result.stderr
     condarc = classroom["home"] / ".condarc"
     assert "mirror.sjtu.edu.cn" in condarc.read_text(encoding="utf-8")  # whole and switched
     assert condarc_file.load_backup(condarc) is not None
@@ -97,9 +106,38 @@ def test_an_interrupted_onboard_resumes_without_redoing_the_mirror(invoke, class
 def test_without_yes_and_without_a_terminal_nothing_is_written(invoke, classroom):
     result = invoke("onboard", "--mirror", "tsinghua", "--report", str(classroom["report"]))
     assert "--yes" in result.stdout
+    assert "+  - https://mirrors.tuna.tsinghua.edu.cn/anaconda/pkgs/main" in result.stdout  # would
     assert not (classroom["home"] / ".condarc").exists()
     report = json.loads(classroom["report"].read_text(encoding="utf-8"))
     assert report["onboard"]["steps"][0]["status"] == "skipped"
+
+
+BLOG_CONDARC = """\
+channels:
+  - https://mirrors.tuna.tsinghua.edu.cn/anaconda/pkgs/main/
+  - https://mirrors.tuna.tsinghua.edu.cn/anaconda/cloud/conda-forge/
+  - defaults
+show_channel_urls: true
+"""
+
+
+def test_no_mirror_answering_is_a_warning_in_the_summary_and_the_report(
+        invoke, classroom, monkeypatch):
+    targets = {name: f"{classroom['base']}/missing/{name}" for name in classroom["mirrors"]}
+    monkeypatch.setattr(speedtest, "default_targets", lambda mirrors=None: dict(targets))
+    condarc = classroom["home"] / ".condarc"
+    condarc.write_text(BLOG_CONDARC, encoding="utf-8")
+    result = invoke("onboard", "--yes", "--student", "Li Lei", "--report", str(classroom["report"]))
+    assert result.exit_code == 0, result.output
+    summary = result.stdout.split("Summary")[1]
+    assert "WARN  mirror" in summary and "No mirror answered" not in summary.split("WARN")[0]
+    assert "verify passed, with the warnings above" in summary
+    assert condarc.read_text(encoding="utf-8") == BLOG_CONDARC
+    report = json.loads(classroom["report"].read_text(encoding="utf-8"))
+    assert report["student"] == "Li Lei"
+    assert report["onboard"]["steps"][0]["status"] == "warning"
+    warned = [c for c in report["checks"] if c["id"] == "onboard.no_mirror"]
+    assert warned and warned[0]["status"] == "warn" and warned[0]["fix"] == "cnnsetup mirror test"
 
 
 def test_an_unknown_mirror_is_a_usage_error(invoke):
@@ -132,7 +170,7 @@ def test_torch_missing_prints_the_install_command(tmp_path, monkeypatch, invoke,
 
     monkeypatch.setattr(findings, "evaluate", torch_missing)
     result = invoke("onboard", "--yes", "--mirror", "tsinghua", "--report", str(classroom["report"]))
-    assert "python -m pip install" in result.stdout
+    assert f"{shlex.quote(sys.executable)} -m pip install" in result.stdout  # the full path
     assert "cnnsetup onboard --install-torch" in result.stdout
     steps = json.loads(classroom["report"].read_text(encoding="utf-8"))["onboard"]["steps"]
     assert steps[1]["status"] == "skipped"

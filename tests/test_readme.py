@@ -64,3 +64,29 @@ def test_ci_runs_the_test_command_the_readme_gives():
     command = 'python -m pip install -e ".[test]" && python -m pytest'
     assert f"```bash\n{command}\n```" in readme.split("##")[0]  # one of the two opening commands
     assert command in ci
+
+
+def test_the_first_command_installs_cnnsetup_and_runs_the_whole_first_day():
+    for name in ("README.md", "README.zh.md"):
+        top = (REPO_ROOT / name).read_text(encoding="utf-8").split("##")[0]
+        assert "```bash\npython -m pip install . && cnnsetup onboard\n```" in top, name
+
+
+def test_ci_also_runs_the_suite_in_a_clone_with_nothing_beside_it():
+    ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = 'python -m pip install -e ".[test]" && python -m pytest'
+    clone = ci.split("git clone", 1)[1]
+    assert command in clone and "unset CNNSETUP_TEST_CONDA" in clone
+    assert 'test ! -e "$fresh/shared"' in ci
+    assert "CNNSETUP_TEST_CONDA" in ci.split("git clone", 1)[0]  # real conda in the first run
+
+
+def test_no_test_reads_anything_beside_the_repository():
+    """The data the tests use lives in tests/data/; `../shared` exists only beside CI."""
+    pattern = re.compile(r"""parent\s*/\s*["']shared["']|["']\.\./shared""")
+    offenders = [p.name for p in (REPO_ROOT / "tests").glob("*.py")
+                 if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+    from tests.conftest import CONDA_GOLDEN
+
+    assert CONDA_GOLDEN.is_relative_to(REPO_ROOT) and (CONDA_GOLDEN / "README.md").is_file()

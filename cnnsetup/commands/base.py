@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from cnnsetup.errors import CnnsetupError
 from cnnsetup.i18n import N_, _, set_language
 from cnnsetup.render import width, wrap
 
@@ -75,10 +76,26 @@ class Context(click.Context):
     formatter_class = HelpFormatter
 
 
+# ctx.meta key: the dotted name of the command that runs ("mirror.status"), for cnnsetup.cli.
+COMMAND_NAME_KEY = "cnnsetup.command"
+
+
 class Command(click.Command):
     """A command whose help, short help and epilog are translated when shown."""
 
     context_class = Context
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # The innermost command runs last, so the name left here is the one that ran.
+        name = ".".join(ctx.command_path.split()[1:]) or ctx.info_name or "cnnsetup"
+        ctx.meta[COMMAND_NAME_KEY] = name
+        try:
+            return super().invoke(ctx)
+        except CnnsetupError as error:
+            # An error raised without a code of its own gets the command's: "mirror.restore.failed".
+            if error.code == CnnsetupError.code:
+                error.code = f"{name}.failed"
+            raise
 
     def _with_translated_help(self, method: Any, *args: Any) -> Any:
         saved = (self.help, self.short_help, self.epilog)
