@@ -31,6 +31,7 @@ PROTECTED = [
     r"(?<![\w.])\.[A-Za-z][\w-]*",                # dotfiles: .condarc
     r"\d+(?:[.:]\d+)+",                           # numbers and times: 3.4, 12.8, 08:30
     r"\.\.\.",                                    # an ellipsis after an English word
+    r"(?<=[\s，])[.#*o](?= )",                     # a symbol named as a word: ". 为填充"
 ]
 MASK = "X"
 

@@ -148,14 +148,6 @@ NEVER_VALID = {
     "torch-command": [["--cuda", "bogus"], ["--mirror", "nowhere"]],
     "verify": [["--device", "gpu"], ["--epochs", "0"], ["--ddp", "-1"]],
 }
-# Values another part of the project makes usage errors; strict, so the mark is removed when
-# that lands.
-NOT_YET_USAGE_ERRORS = {
-    "explain --input 0x0x3 --kernel 3": "explain: a zero size is refused with exit 1, not 2",
-    "explain --input 5x5x3 --kernel -3": "explain: a negative kernel is refused with exit 1, not 2",
-    "explain --input 5x5x3 --kernel 3 --stride 0":
-        "explain: a zero stride is refused with exit 1, not 2",
-}
 
 
 def test_the_never_valid_table_covers_every_command():
@@ -166,9 +158,7 @@ def _never_valid_cases():
     for name, cases in NEVER_VALID.items():
         for args in cases:
             key = " ".join([name.replace(".", " "), *args])
-            marks = [pytest.mark.xfail(strict=True, reason=NOT_YET_USAGE_ERRORS[key])] \
-                if key in NOT_YET_USAGE_ERRORS else []
-            yield pytest.param(name.split("."), args, marks=marks, id=key)
+            yield pytest.param(name.split("."), args, id=key)
 
 
 @pytest.mark.parametrize("path, args", list(_never_valid_cases()))

@@ -191,14 +191,12 @@ def test_options_that_do_not_go_together_are_usage_errors(invoke, args):
     assert "Error:" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the one JSON error object on stdout is rendered by the "
-                   "central --json error handling in cnnsetup/cli.py, built separately")
 def test_a_json_failure_prints_exactly_one_json_error_object(invoke):
     result = invoke("explain", "--input", "0x0x3", "--kernel", "3", "--json")
     assert result.exit_code == 2
     data = json.loads(result.stdout)
     assert data["ok"] is False
-    assert data["error"]["code"] == "explain.bad_input" and data["error"]["message"]
+    assert data["error"]["code"] == "usage.explain.bad_input" and data["error"]["message"]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Translated, actionable messages for shapes that cannot work and network text that cannot be
 read. `reference_net` raises ShapeError / SpecError / LayerError with a `reason` and the numbers;
-this module words them. Each error carries a stable `code` (explain.<reason>) for --json.
+this module words them. Each error carries a stable `code` for --json: explain.<reason>, or
+usage.explain.<reason> for a usage error.
 
 A value or combination that can never work is a usage error (exit 2); an output size that is not
 a whole number is a failure (exit 1) that --floor (or ceil mode) lets through.
@@ -26,8 +27,9 @@ def number(value: Fraction) -> str:
 
 
 def coded(error: CnnsetupError, code: str) -> CnnsetupError:
-    """`error` with its stable code for a JSON error object."""
-    error.code = code
+    """`error` with its stable code for a JSON error object; a usage error's code starts with
+    `usage.` as every usage error's does (see cnnsetup.errors)."""
+    error.code = f"usage.{code}" if isinstance(error, UsageError) else code
     return error
 
 
