@@ -15,6 +15,8 @@ from cnnsetup.mirror.switch import RestoreResult, SwitchResult, restore, switch
 from cnnsetup.render import echo, print_json, style, table
 
 CLEAN_ARGS = ["clean", "-i", "-y", "--json"]
+# The hidden subcommand behind `cnnsetup mirror --url BASE`.
+URL_COMMAND = "by-url"
 
 
 class MirrorGroup(Group):
@@ -26,6 +28,12 @@ class MirrorGroup(Group):
             return command
         mirror = registry.get(name)
         return _switch_command(mirror.name) if mirror else None
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `cnnsetup mirror --url BASE ...`: a mirror given by its address, not by its name.
+        if args and (args[0] == "--url" or args[0].startswith("--url=")):
+            args = [URL_COMMAND, *args]
+        return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = args[0]
@@ -136,12 +144,18 @@ def _current_mirror(condarc: Path) -> Optional[str]:
 
 # --- mirror NAME / official / auto -----------------------------------------------------------
 
+offline_option = option(
+    "--offline", is_flag=True, envvar="CNNSETUP_OFFLINE",
+    help=N_("Do not check first that each channel answers on the mirror (also CNNSETUP_OFFLINE=1)."))
+
+
 def _switch_options(function):
     """The options every switching command takes: `mirror NAME`, `official` and `auto`."""
     for decorator in reversed([
         condarc_option,
         option("--dry-run", is_flag=True, help=N_("Show the change and the commands; change nothing.")),
         option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards.")),
+        offline_option,
         option("--pip", "with_pip", is_flag=True, help=N_(
             "Also point pip at the mirror's PyPI index (pip's own `pip config`; undone by "
             "`cnnsetup mirror restore --pip`).")),
@@ -161,12 +175,47 @@ def _switch_command(name: str) -> click.Command:
         "`conda clean -i`, then check with `conda info` what conda really uses."
     ))
     @_switch_options
-    def switch_command(condarc: Optional[Path], dry_run: bool, no_clean: bool, with_pip: bool,
-                       conda_path: Optional[str], as_json: bool) -> int:
+    def switch_command(condarc: Optional[Path], dry_run: bool, no_clean: bool, offline: bool,
+                       with_pip: bool, conda_path: Optional[str], as_json: bool) -> int:
         return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
-                                  with_pip=with_pip, conda_path=conda_path, as_json=as_json)
+                                  with_pip=with_pip, conda_path=conda_path, as_json=as_json,
+                                  offline=offline)
 
     return switch_command
+
+
+def _base_url(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    if not value.strip().startswith(("https://", "http://")) or "://" == value.strip()[-3:]:
+        raise click.BadParameter(_("give the mirror's address, e.g. {example}").format(
+            example="https://mirrors.example.edu.cn/anaconda"), ctx=ctx, param=param)
+    return value
+
+
+url_option = option(
+    "--url", "base_url", metavar="BASE", required=True, callback=_base_url,
+    help=N_("A mirror laid out like Tsinghua's: BASE/pkgs/main, BASE/cloud/conda-forge, ..."))
+
+
+@command(name=URL_COMMAND, hidden=True, help=N_(
+    "Switch conda to the mirror at BASE (laid out like Tsinghua's: BASE/pkgs/main, "
+    "BASE/cloud/conda-forge, ...), with the same checks and backup as `cnnsetup mirror NAME`."
+))
+@url_option
+@option("--pypi", metavar="URL", help=N_("Also point pip at this PyPI index."))
+@condarc_option
+@option("--dry-run", is_flag=True, help=N_("Show the change and the commands; change nothing."))
+@option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards."))
+@offline_option
+@option("--conda", "conda_path", metavar="PATH", help=N_("The conda executable to use."))
+@json_option
+def url_command(base_url: str, pypi: Optional[str], condarc: Optional[Path], dry_run: bool,
+                no_clean: bool, offline: bool, conda_path: Optional[str], as_json: bool) -> int:
+    mirror_obj = registry.from_url(base_url, pypi)
+    return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
+                              with_pip=pypi is not None, conda_path=conda_path, as_json=as_json,
+                              offline=offline)
 
 
 @mirror.command("auto", help=N_(
@@ -176,7 +225,7 @@ def _switch_command(name: str) -> click.Command:
         help=N_("Seconds to wait for the mirrors."))
 @_switch_options
 def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clean: bool,
-                 with_pip: bool, conda_path: Optional[str], as_json: bool) -> int:
+                 offline: bool, with_pip: bool, conda_path: Optional[str], as_json: bool) -> int:
     from cnnsetup.mirror import speedtest
 
     results = speedtest.probe_all(timeout=timeout)
@@ -194,15 +243,17 @@ def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clea
             mirror=mirror_obj.name, ms=round((best.latency_s or 0) * 1000)))
     return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
                               with_pip=with_pip, conda_path=conda_path, as_json=as_json,
-                              probes=[r.to_dict() for r in results])
+                              probes=[r.to_dict() for r in results], offline=offline)
 
 
 def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, dry_run: bool,
                        no_clean: bool, with_pip: bool, conda_path: Optional[str], as_json: bool,
-                       probes: Optional[list] = None) -> int:
-    """Switch the file, then pip (if asked), then let conda prove what it uses; render it all."""
+                       probes: Optional[list] = None, offline: bool = False) -> int:
+    """Check the mirror's channels live (unless offline), switch the file, then pip (if asked),
+    then let conda prove what it uses; render it all."""
     target = _target(condarc)
-    result = switch(mirror_obj, target, dry_run=dry_run)
+    result = switch(mirror_obj, target, dry_run=dry_run, probe=not offline)
+    mirror_obj = _written_mirror(mirror_obj, result)
     pip_change, pip_error = None, None
     if with_pip and not dry_run:
         try:
@@ -218,7 +269,7 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
         report = confirm_switch(mirror_obj, conda.find_conda(conda_path), condarc=str(target),
                                 clean=result.changed and not no_clean)
     if as_json:
-        payload = _switch_json(result)
+        payload = _switch_json(result, mirror_obj)
         payload["confirm"] = report.to_dict() if report else None
         payload["pip"] = _pip_json(pip_change, mirror_obj.pypi if with_pip else None)
         if pip_error is not None:
@@ -272,15 +323,28 @@ def _show_pip(change, url: str, dry_run: bool) -> None:
                        fg="yellow"), err=True)
 
 
-def _switch_json(result: SwitchResult) -> dict:
+def _written_mirror(mirror_obj: registry.Mirror, result: SwitchResult) -> registry.Mirror:
+    """The mirror as written: channels found dead by the live check are left out (so that
+    `conda info` is compared with what the file really says)."""
+    if not result.live:
+        return mirror_obj
+    dead = [c["channel"] for c in result.live["channels"]
+            if c["status"] == "http_error" and c["channel"] != "pkgs/main"]
+    return mirror_obj.without(dead) if dead else mirror_obj
+
+
+def _switch_json(result: SwitchResult, mirror_obj: Optional[registry.Mirror] = None) -> dict:
     return {
         "mirror": result.mirror,
+        "url": mirror_obj.defaults_base if mirror_obj is not None and mirror_obj.by_url else None,
         "condarc": str(result.condarc),
         "changed": result.changed,
         "dry_run": result.dry_run,
         "backup": str(result.backup) if result.backup else None,
         "diff": result.diff,
         "warnings": result.warnings,
+        "notes": result.notes,
+        "live_check": result.live,
         "commands": [["conda", *CLEAN_ARGS], ["conda", "info", "--json"]] if result.dry_run else [],
     }
 
@@ -322,6 +386,8 @@ def _show_switch(result: SwitchResult, no_clean: bool) -> None:
                 command="conda clean -i"))
     if mirror_obj and mirror_obj.note:
         echo(style(_("Note: ") + _(mirror_obj.note), fg="yellow"))
+    for note in result.notes:
+        echo(style(_("Note: ") + note, fg="yellow"))
     for warning in result.warnings:
         echo(style(_("Warning: ") + warning, fg="yellow"), err=True)
 
@@ -404,3 +470,4 @@ from cnnsetup.commands.mirror_status import status_command, test_command  # noqa
 
 mirror.add_command(status_command)
 mirror.add_command(test_command)
+mirror.add_command(url_command)

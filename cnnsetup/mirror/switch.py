@@ -17,7 +17,7 @@ from typing import Optional
 
 from cnnsetup.errors import CnnsetupError, FileSafetyError
 from cnnsetup.i18n import _
-from cnnsetup.mirror import condarc_edit, condarc_file, yaml_io
+from cnnsetup.mirror import channel_probe, condarc_edit, condarc_file, splice, yaml_io
 from cnnsetup.mirror.condarc_file import CondarcText
 from cnnsetup.mirror.registry import Mirror
 
@@ -31,6 +31,7 @@ class Plan:
     new_bytes: bytes
     expected: dict
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -58,6 +59,8 @@ class SwitchResult:
     warnings: list[str] = field(default_factory=list)
     original_existed: bool = True  # False: there was no file before cnnsetup's first change
     drops_bom: bool = False  # the change removes a UTF-8 byte-order mark (maybe nothing else)
+    notes: list[str] = field(default_factory=list)  # channels left out or kept, and why
+    live: Optional[dict] = None  # the live channel check (channel_probe.LiveCheck.to_dict())
 
 
 @dataclass
@@ -79,23 +82,71 @@ def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
     before = yaml_io.plain(document)
     notes = condarc_edit.apply_mirror(document, mirror, windows=platform == "win32")
     expected = yaml_io.plain(document)
+    kept = _kept_note(mirror, notes.kept_custom)
     if expected == before and current.exists and not current.had_bom:
         # Nothing to change: not a byte moves (not even mixed line endings).
-        return Plan(current, current.text, current.raw, expected, notes.warnings)
-    new_text = yaml_io.dump(document)
-    return Plan(current, new_text, current.encode(new_text), expected, notes.warnings)
+        return Plan(current, current.text, current.raw, expected, notes.warnings, kept)
+    # Only the keys whose value changed are rewritten; every other line keeps its bytes.
+    new_text = splice.splice(current.text, document) or yaml_io.dump(document)
+    return Plan(current, new_text, current.encode(new_text), expected, notes.warnings, kept)
+
+
+def _kept_note(mirror: Mirror, entries: list[str]) -> list[str]:
+    if not entries:
+        return []
+    return [_("Kept in custom_channels, not moved to {mirror} (not found there): {entries}").format(
+        mirror=mirror.name, entries="; ".join(entries))]
+
+
+def live_check(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
+               fallback_encoding: Optional[str] = None,
+               timeout: float = channel_probe.SWITCH_TIMEOUT_S) -> channel_probe.Decision:
+    """Probe every channel the switch would write (and the user's own mirror channels in
+    custom_channels); raise ChannelUnavailableError when `pkgs/main` is dead there."""
+    platform = sys.platform if platform is None else platform
+    try:
+        current = condarc_file.read(condarc, fallback_encoding=fallback_encoding)
+        extra = condarc_edit.users_mirror_channels(yaml_io.load(current.text, source=str(condarc)))
+    except CnnsetupError:
+        extra = []  # make_plan refuses the file right after, with its reason
+    live = channel_probe.check(mirror, platform == "win32", extra, timeout=timeout)
+    decision = channel_probe.decide(mirror, live, extra)
+    decision.live = live
+    if decision.refusal:
+        raise channel_probe.ChannelUnavailableError(decision.refusal, hint=_(
+            "See every channel of every mirror with: {command}").format(command="cnnsetup mirror test"))
+    return decision
 
 
 def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Optional[str] = None,
-           fallback_encoding: Optional[str] = None) -> SwitchResult:
-    """Point `condarc` at `mirror`, keeping the original as a backup the first time."""
+           fallback_encoding: Optional[str] = None, probe: bool = False) -> SwitchResult:
+    """Point `condarc` at `mirror`, keeping the original as a backup the first time.
+
+    With `probe`, every channel is first checked live (see `live_check`): dead ones are left
+    out, a dead `pkgs/main` refuses the switch before anything is read for writing."""
+    decision = None
+    if probe and not mirror.is_official:
+        decision = live_check(mirror, condarc, platform=platform,
+                              fallback_encoding=fallback_encoding)
+        mirror = decision.mirror
+    result = _switch(mirror, condarc, dry_run=dry_run, platform=platform,
+                     fallback_encoding=fallback_encoding)
+    if decision is not None:
+        result.notes[:0] = decision.notes
+        result.warnings += decision.warnings
+        result.live = decision.live.to_dict() if decision.live else None
+    return result
+
+
+def _switch(mirror: Mirror, condarc: Path, *, dry_run: bool, platform: Optional[str],
+            fallback_encoding: Optional[str]) -> SwitchResult:
     if dry_run:
         plan = make_plan(mirror, condarc, platform=platform, fallback_encoding=fallback_encoding)
         existing = condarc_file.load_backup(condarc)
         return SwitchResult(mirror.name, condarc, plan.changed, True, plan.diff(),
                             existing.path if existing else None, plan.warnings,
                             existing.existed if existing else plan.current.exists,
-                            plan.current.had_bom)
+                            plan.current.had_bom, list(plan.notes))
     condarc_file.check_writable(condarc)
     with condarc_file.locked(condarc):
         plan = make_plan(mirror, condarc, platform=platform, fallback_encoding=fallback_encoding)
@@ -103,7 +154,8 @@ def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Op
         if not plan.changed:
             return SwitchResult(mirror.name, condarc, False, False, "",
                                 backup.path if backup else None, plan.warnings,
-                                backup.existed if backup else plan.current.exists)
+                                backup.existed if backup else plan.current.exists,
+                                notes=list(plan.notes))
         warnings = list(plan.warnings)
         created_backup = backup is None
         if backup is None:
@@ -126,7 +178,7 @@ def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Op
         backup.last_written_sha256 = condarc_file.sha256(plan.new_bytes)
         condarc_file.save_backup(backup)
         return SwitchResult(mirror.name, condarc, True, False, plan.diff(), backup.path, warnings,
-                            backup.existed, plan.current.had_bom)
+                            backup.existed, plan.current.had_bom, list(plan.notes))
 
 
 def _check_written(plan: Plan) -> None:

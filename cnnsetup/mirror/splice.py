@@ -1,0 +1,181 @@
+"""Minimal edits: the switched .condarc as the original text with only the changed keys replaced.
+
+condarc_edit changes the ruamel.yaml document; dumping the whole document would re-indent every
+list, also `envs_dirs` and keys cnnsetup never edits. So the file is cut into top-level pieces,
+each a key's line(s) up to the next top-level key (the comment lines just above a key belong to the
+piece before it, which is where ruamel.yaml keeps them too), plus the head before the first key.
+A piece whose value and full-line comments are the same before and after the edit is copied from
+the original byte for byte; only the other pieces come from the dump, written in the file's own
+list indentation (conda's, `  - item`, when the file has no block list).
+
+`splice(original, document)` returns the new text, or None when the pieces cannot be matched up
+(the caller then writes the plain dump, which is still correct, only less minimal).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from cnnsetup.mirror import yaml_io
+
+
+@dataclass(frozen=True)
+class Style:
+    """ruamel.yaml's indent settings: `offset` is the column of `-` under its key, `sequence` the
+    column of the item's text, `mapping` the indent of a nested mapping's keys."""
+
+    mapping: int = 2
+    sequence: int = 4
+    offset: int = 2
+
+
+CONDA_STYLE = Style()
+
+
+def detect_style(text: str, document: CommentedMap) -> Style:
+    """The list and mapping indentation the file already uses (the most common one wins; the first
+    seen on a tie), else conda's."""
+    lines = text.split("\n")
+    offsets: list[int] = []
+    mappings: list[int] = []
+    for key in document:
+        value = document[key]
+        if not isinstance(value, (CommentedSeq, CommentedMap)) or not len(value):
+            continue
+        if value.fa.flow_style():
+            continue
+        try:
+            if isinstance(value, CommentedSeq):
+                row = value.lc.item(0)[0]
+                line = lines[row]
+                stripped = line.lstrip(" ")
+                if stripped.startswith("-"):
+                    offsets.append(len(line) - len(stripped))
+            else:
+                mappings.append(value.lc.key(next(iter(value)))[1])
+        except (IndexError, KeyError, TypeError, AttributeError):
+            continue
+    offset = _most_common(offsets, CONDA_STYLE.offset)
+    mapping = _most_common([m for m in mappings if m > 0], CONDA_STYLE.mapping)
+    return Style(mapping=mapping, sequence=offset + 2, offset=offset)
+
+
+def _most_common(values: list[int], default: int) -> int:
+    if not values:
+        return default
+    return max(values, key=lambda v: (values.count(v), -values.index(v)))
+
+
+def dump(document: CommentedMap, style: Style) -> str:
+    """The document as text in `style` (LF line endings)."""
+    if style == CONDA_STYLE or not document:
+        return yaml_io.dump(document)
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=style.mapping, sequence=style.sequence, offset=style.offset)
+    yaml.preserve_quotes = True
+    yaml.width = sys.maxsize
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
+
+
+@dataclass
+class _Pieces:
+    head: str
+    keys: list[str]
+    bodies: dict[str, str]
+    column: int = 0  # the column every top-level key starts at (0, or the file's own margin)
+
+
+def _pieces(text: str) -> Optional[_Pieces]:
+    """Cut `text` at each top-level key's first line; None when the keys cannot be located."""
+    try:
+        document = yaml_io.load(text, source="")
+    except Exception:  # noqa: BLE001 - an unparsable piece means: do not splice
+        return None
+    keys = [str(k) for k in document]
+    if len(set(keys)) != len(keys):
+        return None
+    lines = text.splitlines(keepends=True)
+    starts = []
+    columns = set()
+    for key in document:
+        try:
+            row, column = document.lc.key(key)
+        except (KeyError, TypeError, AttributeError):
+            return None
+        columns.add(column)
+        starts.append(row)
+    if len(columns) > 1:
+        return None
+    if starts != sorted(starts) or len(set(starts)) != len(starts):
+        return None
+    head = "".join(lines[: starts[0]]) if starts else text
+    bodies = {}
+    for index, key in enumerate(keys):
+        end = starts[index + 1] if index + 1 < len(starts) else len(lines)
+        bodies[key] = "".join(lines[starts[index]:end])
+    return _Pieces(head, keys, bodies, columns.pop() if columns else 0)
+
+
+def _meaning(piece: str) -> Optional[tuple[Any, list[str]]]:
+    """What a piece says: its value and its full-line comments (None when it does not parse)."""
+    try:
+        value = yaml_io.plain(yaml_io.load(piece, source=""))
+    except Exception:  # noqa: BLE001
+        return None
+    comments = [line.strip() for line in piece.splitlines() if line.strip().startswith("#")]
+    return value, comments
+
+
+def _shift(piece: str, columns: int) -> str:
+    """`piece` with `columns` spaces put before every non-blank line (a file whose keys all start
+    at a margin keeps it for the keys cnnsetup writes)."""
+    if columns <= 0:
+        return piece
+    return "".join(" " * columns + line if line.strip() else line
+                   for line in piece.splitlines(keepends=True))
+
+
+def _head_comments(piece: str) -> list[str]:
+    return [line.strip() for line in piece.splitlines() if line.strip().startswith("#")]
+
+
+def splice(original: str, document: CommentedMap) -> Optional[str]:
+    """`document` (the edited form of `original`) written as `original` with only the pieces
+    that changed replaced. None when the two cannot be matched piece by piece."""
+    try:
+        old_document = yaml_io.load(original, source="")
+    except Exception:  # noqa: BLE001
+        return None
+    style = detect_style(original, old_document)
+    new_text = dump(document, style)
+    old = _pieces(original)
+    new = _pieces(new_text)
+    if old is None or new is None:
+        return None
+    out = [old.head if _head_comments(old.head) == _head_comments(new.head) else new.head]
+    for key in new.keys:
+        piece = new.bodies[key]
+        if key in old.bodies:
+            before = old.bodies[key]
+            meaning = _meaning(before)
+            if meaning is not None and meaning == _meaning(piece):
+                out.append(before)
+                continue
+        out.append(_shift(piece, old.column))
+    # A piece copied from the end of a file without a final newline: the next one starts a line.
+    text = ""
+    for piece in out:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += piece
+    if yaml_io.plain(yaml_io.load(text, source="")) != yaml_io.plain(document):
+        return None
+    return text
