@@ -201,15 +201,17 @@ def get(name: str) -> Optional[Mirror]:
 
 def mirror_of_url(url: str) -> Optional[Mirror]:
     """The known mirror that `url` points into, or None (upstream URLs give `official`)."""
-    normalized = url.strip().rstrip("/")
-    if normalized.startswith("http://"):
-        normalized = "https://" + normalized[len("http://"):]
+    normalized = _https(url.strip().rstrip("/"))
     best: tuple[int, Optional[Mirror]] = (0, None)
     for mirror in MIRRORS:
-        for prefix in mirror.url_prefixes():
+        for prefix in map(_https, mirror.url_prefixes()):
             if (normalized == prefix or normalized.startswith(prefix + "/")) and len(prefix) > best[0]:
                 best = (len(prefix), mirror)
     return best[1]
+
+
+def _https(url: str) -> str:
+    return "https://" + url[len("http://"):] if url.startswith("http://") else url
 
 
 def mirror_of_pypi(url: str) -> Optional[Mirror]:
