@@ -262,8 +262,8 @@ def _set_custom_channels(document: CommentedMap, mirror: Mirror, notes: EditNote
     for name in list(current):
         if name in wanted or not registry.mirror_of_url(str(current[name])):
             continue
-        if str(name) in managed or mirror.is_official:
-            # cnnsetup's own entry, or upstream (which carries everything): conda's default.
+        if str(name) in managed:
+            # cnnsetup's own entry: the new mirror's, or (not carried) conda's default.
             _remove(current, name, document, "custom_channels")
         elif not str(current[name]).rstrip("/") == (mirror.cloud_base or "").rstrip("/"):
             kept.append(f"{name}: {current[name]}")

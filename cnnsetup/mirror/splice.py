@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -93,16 +93,21 @@ class _Pieces:
     column: int = 0  # the column every top-level key starts at (0, or the file's own margin)
 
 
-def _pieces(text: str) -> Optional[_Pieces]:
-    """Cut `text` at each top-level key's first line; None when the keys cannot be located."""
-    try:
-        document = yaml_io.load(text, source="")
-    except Exception:  # noqa: BLE001 - an unparsable piece means: do not splice
-        return None
-    keys = [str(k) for k in document]
-    if len(set(keys)) != len(keys):
+def _cut(text: str, keys: list[str], starts: list[int], column: int) -> Optional[_Pieces]:
+    if len(set(keys)) != len(keys) or starts != sorted(set(starts)):
         return None
     lines = text.splitlines(keepends=True)
+    head = "".join(lines[: starts[0]]) if starts else text
+    bodies = {}
+    for index, key in enumerate(keys):
+        end = starts[index + 1] if index + 1 < len(starts) else len(lines)
+        bodies[key] = "".join(lines[starts[index]:end])
+    return _Pieces(head, keys, bodies, column)
+
+
+def _pieces_of(text: str, document: CommentedMap) -> Optional[_Pieces]:
+    """Cut the text `document` was read from at each top-level key's first line (the positions
+    ruamel.yaml recorded); None when the keys cannot be located."""
     starts = []
     columns = set()
     for key in document:
@@ -114,24 +119,23 @@ def _pieces(text: str) -> Optional[_Pieces]:
         starts.append(row)
     if len(columns) > 1:
         return None
-    if starts != sorted(starts) or len(set(starts)) != len(starts):
-        return None
-    head = "".join(lines[: starts[0]]) if starts else text
-    bodies = {}
-    for index, key in enumerate(keys):
-        end = starts[index + 1] if index + 1 < len(starts) else len(lines)
-        bodies[key] = "".join(lines[starts[index]:end])
-    return _Pieces(head, keys, bodies, columns.pop() if columns else 0)
+    return _cut(text, [str(k) for k in document], starts, columns.pop() if columns else 0)
 
 
-def _meaning(piece: str) -> Optional[tuple[Any, list[str]]]:
-    """What a piece says: its value and its full-line comments (None when it does not parse)."""
-    try:
-        value = yaml_io.plain(yaml_io.load(piece, source=""))
-    except Exception:  # noqa: BLE001
+def _pieces_of_dump(text: str, document: CommentedMap) -> Optional[_Pieces]:
+    """Cut a dump of `document` at its top-level keys: in ruamel.yaml's output they are the lines
+    that start in column 0 with something other than a comment, a list dash or a marker."""
+    keys = [str(k) for k in document]
+    starts = [row for row, line in enumerate(text.splitlines())
+              if line and line[0] not in " \t#-" and not line.startswith(("...", "%"))]
+    if len(starts) != len(keys):
         return None
-    comments = [line.strip() for line in piece.splitlines() if line.strip().startswith("#")]
-    return value, comments
+    return _cut(text, keys, starts, 0)
+
+
+def _comments(piece: str) -> list[str]:
+    """The full-line comments of a piece, in order."""
+    return [line.strip() for line in piece.splitlines() if line.strip().startswith("#")]
 
 
 def _shift(piece: str, columns: int) -> str:
@@ -143,10 +147,6 @@ def _shift(piece: str, columns: int) -> str:
                    for line in piece.splitlines(keepends=True))
 
 
-def _head_comments(piece: str) -> list[str]:
-    return [line.strip() for line in piece.splitlines() if line.strip().startswith("#")]
-
-
 def splice(original: str, document: CommentedMap) -> Optional[str]:
     """`document` (the edited form of `original`) written as `original` with only the pieces
     that changed replaced. None when the two cannot be matched piece by piece."""
@@ -156,26 +156,30 @@ def splice(original: str, document: CommentedMap) -> Optional[str]:
         return None
     style = detect_style(original, old_document)
     new_text = dump(document, style)
-    old = _pieces(original)
-    new = _pieces(new_text)
+    old = _pieces_of(original, old_document)
+    new = _pieces_of_dump(new_text, document)
     if old is None or new is None:
         return None
-    out = [old.head if _head_comments(old.head) == _head_comments(new.head) else new.head]
-    for key in new.keys:
+    out = [old.head if _comments(old.head) == _comments(new.head) else new.head]
+    for key, value in document.items():
+        key = str(key)
         piece = new.bodies[key]
-        if key in old.bodies:
-            before = old.bodies[key]
-            meaning = _meaning(before)
-            if meaning is not None and meaning == _meaning(piece):
-                out.append(before)
-                continue
-        out.append(_shift(piece, old.column))
+        before = old.bodies.get(key)
+        # Same value and same comments: the user's bytes, whatever their style.
+        if (before is not None and yaml_io.plain(old_document[key]) == yaml_io.plain(value)
+                and _comments(before) == _comments(piece)):
+            out.append(before)
+        else:
+            out.append(_shift(piece, old.column))
     # A piece copied from the end of a file without a final newline: the next one starts a line.
     text = ""
     for piece in out:
         if text and not text.endswith("\n"):
             text += "\n"
         text += piece
-    if yaml_io.plain(yaml_io.load(text, source="")) != yaml_io.plain(document):
+    try:
+        if yaml_io.plain(yaml_io.load(text, source="")) != yaml_io.plain(document):
+            return None
+    except Exception:  # noqa: BLE001 - never write what does not read back as meant
         return None
     return text
