@@ -177,6 +177,8 @@ def splice(original: str, document: CommentedMap) -> Optional[str]:
         if text and not text.endswith("\n"):
             text += "\n"
         text += piece
+    if original and not original.endswith("\n") and text.endswith("\n"):
+        text = text[:-1]  # the file's own style: no newline at the end
     try:
         if yaml_io.plain(yaml_io.load(text, source="")) != yaml_io.plain(document):
             return None
