@@ -114,6 +114,11 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         lines.append(["PyPI", row["pypi"]])
         echo(table(lines, indent=4))
     echo()
+    from cnnsetup.mirror.status import file_verdict
+
+    for item in (file_verdict(str(target))[1] if target.is_file() else []):
+        echo(style(_("Obsolete: {url}: {why}").format(url=item.url, why=item.why), fg="yellow"))
+        echo("    " + item.fix)
     if current:
         echo(_("* {path} points at {mirror}.").format(path=target, mirror=current))
     else:
@@ -122,24 +127,11 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
 
 
 def _current_mirror(condarc: Path) -> Optional[str]:
-    """The mirror the user's file points `defaults` (or conda-forge) at, or None."""
-    from cnnsetup.mirror import yaml_io
+    """The one mirror the user's file alone makes conda use, or None (a mix, none, broken): the
+    same verdict `mirror status` gives for the same channels."""
+    from cnnsetup.mirror.status import file_verdict
 
-    try:
-        text = condarc_file.read(condarc)
-        document = yaml_io.load(text.text, source=str(condarc)) if text.exists else {}
-    except CnnsetupError:
-        return None
-    urls = [str(u) for u in (document.get("default_channels") or []) if isinstance(u, str)]
-    custom = document.get("custom_channels") or {}
-    if isinstance(custom, dict):
-        urls += [str(v) for v in custom.values()]
-    urls += [str(c) for c in (document.get("channels") or []) if "://" in str(c)]
-    for url in urls:
-        found = registry.mirror_of_url(url)
-        if found:
-            return found.name
-    return None
+    return file_verdict(str(condarc))[0] if condarc.is_file() else None
 
 
 # --- mirror NAME / official / auto -----------------------------------------------------------

@@ -53,12 +53,14 @@ def _render_status(status) -> None:
     if status.source == "conda":
         echo(_("Checked with {command} (conda {version}, {path}).").format(
             command="conda info --json", version=status.conda_version or "?", path=status.conda))
-    else:
-        if status.conda_error:
-            echo(style(status.conda_error, fg="yellow"))
-        elif status.conda is None:
-            echo(_("conda was not found; this is cnnsetup's reading of the files."))
+    elif status.conda_error:
+        echo(style(status.conda_error, fg="yellow"))
         echo(_("Computed from the configuration files, not checked with conda."))
+    else:  # one sentence says both: no conda, so this is cnnsetup's reading of the files
+        echo(_("conda was not found; this is cnnsetup's reading of the files."))
+    for item in status.obsolete:
+        echo(style(_("Obsolete: {url}: {why}").format(url=item.url, why=item.why), fg="yellow"))
+        echo("    " + item.fix)
 
     if status.reasons:
         echo()
