@@ -149,7 +149,7 @@ def test_every_mirror_changes_only_what_it_must(file_id, tmp_path):
         back = _plan(b_text, mirror, tmp_path).new_bytes
         if not _removes(new_text, b_text) and file_id not in INEXACT:
             assert back == plan.new_bytes, (mirror, other)
-        _check_minimal(new_text, back.decode(plan.current.encoding), (mirror, other, mirror))
+            _check_minimal(new_text, back.decode(plan.current.encoding), (mirror, other, mirror))
 
 
 @pytest.mark.parametrize("pair", [("tsinghua", "bfsu"), ("bfsu", "nju"), ("aliyun", "sjtu"),

@@ -138,6 +138,15 @@ def _comments(piece: str) -> list[str]:
     return [line.strip() for line in piece.splitlines() if line.strip().startswith("#")]
 
 
+def _own(piece: str) -> str:
+    """A piece's own lines: without the comment and blank lines after its value."""
+    lines = piece.splitlines(keepends=True)
+    while lines and (not lines[-1].strip() or lines[-1].strip().startswith("#")):
+        lines.pop()
+    own = "".join(lines)
+    return own if own.endswith("\n") or own == piece else own + "\n"
+
+
 def _shift(piece: str, columns: int) -> str:
     """`piece` with `columns` spaces put before every non-blank line (a file whose keys all start
     at a margin keeps it for the keys cnnsetup writes)."""
@@ -160,15 +169,21 @@ def splice(original: str, document: CommentedMap) -> Optional[str]:
     new = _pieces_of_dump(new_text, document)
     if old is None or new is None:
         return None
-    out = [old.head if _comments(old.head) == _comments(new.head) else new.head]
+    # The head (comments, `---`) stays, unless the edit moved comments into it; ruamel.yaml
+    # drops comments above a `---` marker, so a head without comments keeps the original's.
+    out = [old.head if _comments(new.head) in ([], _comments(old.head)) else new.head]
     for key, value in document.items():
         key = str(key)
         piece = new.bodies[key]
         before = old.bodies.get(key)
         # Same value and same comments: the user's bytes, whatever their style.
-        if (before is not None and yaml_io.plain(old_document[key]) == yaml_io.plain(value)
-                and _comments(before) == _comments(piece)):
+        same = before is not None and yaml_io.plain(old_document[key]) == yaml_io.plain(value)
+        if same and _comments(before) == _comments(piece):
             out.append(before)
+        elif same and _comments(_own(before)) == _comments(_own(piece)):
+            # Only the comments below it changed (they describe a key put in after it, and go
+            # with that key): the key's own lines keep their bytes.
+            out.append(_own(before) + _shift(piece[len(_own(piece)):], old.column))
         else:
             out.append(_shift(piece, old.column))
     # A piece copied from the end of a file without a final newline: the next one starts a line.
