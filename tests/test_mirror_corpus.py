@@ -110,7 +110,12 @@ def _check_minimal(original: str, new_text: str, label) -> None:
     new_markers = _markers(new_text)
     for key, piece in _pieces(original).items():
         if key in new and new[key] == old_doc[key]:
-            # Same value: the same bytes, and the same conda markers.
+            # Same value: the same bytes, and the same conda markers. (The last line of a file
+            # without a final newline gets one when a key is added after it.)
+            if new_pieces[key] + "\n" == piece and not new_text.endswith("\n"):
+                continue  # now the last line of a file that keeps its no-final-newline style
+            if not piece.endswith("\n") and new_pieces[key] == piece + "\n":
+                continue
             assert _own_lines(new_pieces[key]) == _own_lines(piece), (label, key)
             assert new_markers[key] == _markers(original)[key], (label, key)
     comments = [ln.strip() for ln in original.splitlines() if ln.strip().startswith("#")]
