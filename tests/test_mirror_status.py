@@ -241,3 +241,12 @@ def test_status_without_conda_says_so_once(invoke, isolated_home):
     out = invoke("mirror", "status").stdout
     assert out.count("conda was not found") == 1
     assert "not checked with conda" not in out
+
+
+def test_the_fix_for_a_blog_file_is_the_switch_not_the_search_path(invoke, isolated_home):
+    _write(isolated_home / ".condarc", BLOG_CONDARC)
+    result, data = _status_json(invoke)
+    assert data["intended"] == "tsinghua"
+    for offender in data["offenders"]:
+        assert offender["fix_command"] == ["cnnsetup", "mirror", "tsinghua"]
+        assert "Check that conda reads" not in offender["fix"]
