@@ -230,6 +230,7 @@ def test_list_and_status_give_one_verdict_and_name_pkgs_free(invoke, isolated_ho
     listed = json.loads(invoke("mirror", "list", "--json").stdout)
     result, data = _status_json(invoke)
     assert listed["current"] is None and data["mirror"] is None
+    assert [o["url"] for o in listed["obsolete"]] == [o["url"] for o in data["obsolete"]]
     [item] = data["obsolete"]
     assert item["url"].endswith("/pkgs/free") and "cnnsetup mirror tsinghua" in item["fix"]
     human = invoke("mirror", "list").stdout

@@ -100,7 +100,11 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         for m in registry.MIRRORS
     ]
     if as_json:
-        print_json({"condarc": str(target), "current": current, "mirrors": rows})
+        from cnnsetup.mirror.status import file_verdict
+
+        obsolete = file_verdict(str(target))[1] if target.is_file() else []
+        print_json({"condarc": str(target), "current": current, "mirrors": rows,
+                    "obsolete": [o.to_dict() for o in obsolete]})
         return
     for row in rows:
         mark = style("*", fg="green", bold=True) if row["current"] else " "
