@@ -8,8 +8,11 @@ order and quoting the user wrote stays. Only the channel keys are touched:
   channels), without duplicates; the user's other channels keep their order.
 - `default_channels` is the mirror's main and r (msys2 on Windows only, as conda's own defaults);
   a mirror without a `defaults` copy (and `official`) removes it, so upstream applies.
-- `custom_channels` maps each channel the mirror carries to it; entries that point at another
-  known mirror are removed; the user's own entries stay.
+- `custom_channels` maps each channel the mirror carries to it; cnnsetup's own entries (conda-forge,
+  pytorch, bioconda) that point at another known mirror are removed; the user's own entries on a
+  known mirror (menpo, simpleitk...) move when the new mirror carries them (the caller adds them
+  to the mirror's channels after a live check) and otherwise stay, listed in `kept_custom`.
+- `validate` refuses, before any edit, the values conda 26.7 refuses, in conda's words.
 - `channel_alias` and `custom_multichannels.defaults` that point at a known mirror are removed
   (they would override the above). cnnsetup never writes either, nor `ssl_verify: false`.
 """
