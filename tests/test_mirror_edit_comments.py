@@ -264,3 +264,63 @@ def test_long_lines_are_never_refolded():
     after = switched(text, "tsinghua")
     assert f"  - {long_value}\n" in after
     assert f"whitelist_channels: {long_list}\n" in after
+
+
+# --- what conda refuses, refused first; minimal edits ------------------------------------------
+
+@pytest.mark.parametrize("text, words", [
+    ("channels:\n  - defaults\nchannel_alias:\n  - https://mirrors.tuna.tsinghua.edu.cn/anaconda\n",
+     ["line 3", "channel_alias", "has type list", "str"]),
+    ("show_channel_urls: maybe\n", ["line 1", "show_channel_urls", "bool"]),
+    ("custom_channels:\n  conda-forge:\n    - https://x.example/cloud\n", ["line 2", "custom_channels.conda-forge"]),
+    ("custom_multichannels:\n  defaults: https://x.example/pkgs/main\n", ["line 2", "tuple"]),
+    ("channel_alias: mirrors.tuna.tsinghua.edu.cn/anaconda\n", ["line 1", "scheme/protocol"]),
+    ("default_threads: ${DEFAULT_THREADS}\n", ["line 1", "default_threads", "int"]),
+    ("channels:\n  - defaults\n  - [a, b]\n", ["line 3", "channels"]),
+], ids=["alias-list", "urls-word", "custom-list", "multichannel-scalar", "alias-no-scheme",
+        "threads-variable", "nested-list"])
+def test_what_conda_refuses_is_refused_in_its_words_with_the_line(text, words, tmp_path):
+    from cnnsetup.errors import ConfigError
+    from cnnsetup.mirror.switch import switch
+
+    condarc = tmp_path / "user" / ".condarc"
+    condarc.parent.mkdir()
+    condarc.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        switch(registry.get("tsinghua"), condarc)
+    for word in words:
+        assert word in refused.value.message
+    assert condarc.read_text(encoding="utf-8") == text
+    assert [p.name for p in condarc.parent.iterdir()] == [".condarc"]
+
+
+def plan_text(text: str, name: str, tmp_path, windows: bool = False) -> str:
+    from cnnsetup.mirror.switch import make_plan
+
+    path = tmp_path / "p" / ".condarc"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(text.encode())
+    return make_plan(registry.get(name), path, platform="win32" if windows else "linux").new_text
+
+
+FOUR_SPACES = """\
+channels:
+    - conda-forge
+    - defaults
+always_yes: false #!final
+# this line describes envs_dirs, below
+envs_dirs:
+-   D:/envs
+pkgs_dirs: [D:/pkgs, E:/pkgs]
+"""
+
+
+def test_keys_the_switch_leaves_alone_keep_their_bytes_and_new_lists_follow_the_file(tmp_path):
+    new = plan_text(FOUR_SPACES, "tsinghua", tmp_path)
+    assert new.startswith(FOUR_SPACES)  # every original line, byte for byte, in place
+    assert f"default_channels:\n    - {TUNA}/pkgs/main\n    - {TUNA}/pkgs/r\n" in new
+    # The comment under the #!final key stays there, and A -> B -> A is exact.
+    back = plan_text(plan_text(new, "ustc", tmp_path), "tsinghua", tmp_path)
+    assert back == new
+    official = plan_text(new, "official", tmp_path)
+    assert official == FOUR_SPACES + "show_channel_urls: true\n"

@@ -213,3 +213,41 @@ def test_a_file_conda_cannot_scan_is_shown_as_skipped(invoke, isolated_home):
     assert data["warnings"][0].startswith(f"Ignoring configuration file ({broken}) due to error:")
     human = invoke("mirror", "status")
     assert f"conda skips {broken}" in human.stdout
+
+
+BLOG_CONDARC = """\
+channels:
+  - https://mirrors.tuna.tsinghua.edu.cn/anaconda/pkgs/free/
+  - defaults
+show_channel_urls: true
+"""
+
+
+def test_list_and_status_give_one_verdict_and_name_pkgs_free(invoke, isolated_home):
+    """The blog recipe: an old pkgs/free URL in channels and upstream defaults is a mix for both
+    commands (not "points at tsinghua" in one of them), and pkgs/free is named with its fix."""
+    _write(isolated_home / ".condarc", BLOG_CONDARC)
+    listed = json.loads(invoke("mirror", "list", "--json").stdout)
+    result, data = _status_json(invoke)
+    assert listed["current"] is None and data["mirror"] is None
+    assert [o["url"] for o in listed["obsolete"]] == [o["url"] for o in data["obsolete"]]
+    [item] = data["obsolete"]
+    assert item["url"].endswith("/pkgs/free") and "cnnsetup mirror tsinghua" in item["fix"]
+    human = invoke("mirror", "list").stdout
+    assert "pkgs/free" in human and "conda 4.7" in human
+
+
+def test_status_without_conda_says_so_once(invoke, isolated_home):
+    _write(isolated_home / ".condarc", TUNA_CONDARC)
+    out = invoke("mirror", "status").stdout
+    assert out.count("conda was not found") == 1
+    assert "not checked with conda" not in out
+
+
+def test_the_fix_for_a_blog_file_is_the_switch_not_the_search_path(invoke, isolated_home):
+    _write(isolated_home / ".condarc", BLOG_CONDARC)
+    result, data = _status_json(invoke)
+    assert data["intended"] == "tsinghua"
+    for offender in data["offenders"]:
+        assert offender["fix_command"] == ["cnnsetup", "mirror", "tsinghua"]
+        assert "Check that conda reads" not in offender["fix"]

@@ -15,6 +15,8 @@ from cnnsetup.mirror.switch import RestoreResult, SwitchResult, restore, switch
 from cnnsetup.render import echo, print_json, style, table
 
 CLEAN_ARGS = ["clean", "-i", "-y", "--json"]
+# The hidden subcommand behind `cnnsetup mirror --url BASE`.
+URL_COMMAND = "by-url"
 
 
 class MirrorGroup(Group):
@@ -26,6 +28,12 @@ class MirrorGroup(Group):
             return command
         mirror = registry.get(name)
         return _switch_command(mirror.name) if mirror else None
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `cnnsetup mirror --url BASE ...`: a mirror given by its address, not by its name.
+        if args and (args[0] == "--url" or args[0].startswith("--url=")):
+            args = [URL_COMMAND, *args]
+        return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = args[0]
@@ -92,8 +100,11 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         for m in registry.MIRRORS
     ]
     if as_json:
+        from cnnsetup.mirror.status import file_verdict
+
+        obsolete = file_verdict(str(target))[1] if target.is_file() and not problem else []
         print_json({"condarc": str(target), "current": current, "mirrors": rows,
-                    "condarc_error": problem})
+                    "condarc_error": problem, "obsolete": [o.to_dict() for o in obsolete]})
         return
     for row in rows:
         mark = style("*", fg="green", bold=True) if row["current"] else " "
@@ -107,6 +118,11 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
         lines.append(["PyPI", row["pypi"]])
         echo(table(lines, indent=4))
     echo()
+    from cnnsetup.mirror.status import file_verdict
+
+    for item in (file_verdict(str(target))[1] if target.is_file() and not problem else []):
+        echo(style(_("Obsolete: {url}: {why}").format(url=item.url, why=item.why), fg="yellow"))
+        echo("    " + item.fix)
     if problem:
         echo(style(_("Warning: ") + problem, fg="yellow"), err=True)
     elif current:
@@ -117,34 +133,33 @@ def list_command(condarc: Optional[Path], as_json: bool) -> None:
 
 
 def _current_mirror(condarc: Path) -> Optional[str]:
-    """The mirror the user's file points `defaults` (or conda-forge) at, or None."""
+    """The one mirror the user's file alone makes conda use, or None (a mix, none, broken): the
+    same verdict `mirror status` gives for the same channels."""
     return _read_current_mirror(condarc)[0]
 
 
 def _read_current_mirror(condarc: Path) -> tuple[Optional[str], Optional[str]]:
-    """(the mirror the user's file points at, or None; why the file cannot be read, or None)."""
+    """(the one mirror the user's file alone makes conda use, or None; why the file cannot be
+    read, in the words every command uses for a broken file, or None)."""
     from cnnsetup.mirror import yaml_io
+    from cnnsetup.mirror.status import file_verdict
 
     try:
         text = condarc_file.read(condarc)
-        markers = yaml_io.split_markers(text.text, source=str(condarc))
-        document = yaml_io.load(markers.body, source=str(condarc),
-                                first_line=markers.first_line) if text.exists else {}
+        if text.exists:
+            markers = yaml_io.split_markers(text.text, source=str(condarc))
+            yaml_io.load(markers.body, source=str(condarc), first_line=markers.first_line)
     except CnnsetupError as error:
         return None, error.message
-    urls = [str(u) for u in (document.get("default_channels") or []) if isinstance(u, str)]
-    custom = document.get("custom_channels") or {}
-    if isinstance(custom, dict):
-        urls += [str(v) for v in custom.values()]
-    urls += [str(c) for c in (document.get("channels") or []) if "://" in str(c)]
-    for url in urls:
-        found = registry.mirror_of_url(url)
-        if found:
-            return found.name, None
-    return None, None
+    return (file_verdict(str(condarc))[0] if condarc.is_file() else None), None
 
 
 # --- mirror NAME / official / auto -----------------------------------------------------------
+
+offline_option = option(
+    "--offline", is_flag=True, envvar="CNNSETUP_OFFLINE",
+    help=N_("Do not check first that each channel answers on the mirror (also CNNSETUP_OFFLINE=1)."))
+
 
 def _switch_options(function):
     """The options every switching command takes: `mirror NAME`, `official` and `auto`."""
@@ -152,6 +167,7 @@ def _switch_options(function):
         condarc_option,
         option("--dry-run", is_flag=True, help=N_("Show the change and the commands; change nothing.")),
         option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards.")),
+        offline_option,
         option("--pip", "with_pip", is_flag=True, help=N_(
             "Also point pip at the mirror's PyPI index (pip's own `pip config`; undone by "
             "`cnnsetup mirror restore --pip`).")),
@@ -171,12 +187,47 @@ def _switch_command(name: str) -> click.Command:
         "`conda clean -i`, then check with `conda info` what conda really uses."
     ))
     @_switch_options
-    def switch_command(condarc: Optional[Path], dry_run: bool, no_clean: bool, with_pip: bool,
-                       conda_path: Optional[str], as_json: bool) -> int:
+    def switch_command(condarc: Optional[Path], dry_run: bool, no_clean: bool, offline: bool,
+                       with_pip: bool, conda_path: Optional[str], as_json: bool) -> int:
         return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
-                                  with_pip=with_pip, conda_path=conda_path, as_json=as_json)
+                                  with_pip=with_pip, conda_path=conda_path, as_json=as_json,
+                                  offline=offline)
 
     return switch_command
+
+
+def _base_url(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    if not value.strip().startswith(("https://", "http://")) or "://" == value.strip()[-3:]:
+        raise click.BadParameter(_("give the mirror's address, e.g. {example}").format(
+            example="https://mirrors.example.edu.cn/anaconda"), ctx=ctx, param=param)
+    return value
+
+
+url_option = option(
+    "--url", "base_url", metavar="BASE", required=True, callback=_base_url,
+    help=N_("A mirror laid out like Tsinghua's: BASE/pkgs/main, BASE/cloud/conda-forge, ..."))
+
+
+@command(name=URL_COMMAND, hidden=True, help=N_(
+    "Switch conda to the mirror at BASE (laid out like Tsinghua's: BASE/pkgs/main, "
+    "BASE/cloud/conda-forge, ...), with the same checks and backup as `cnnsetup mirror NAME`."
+))
+@url_option
+@option("--pypi", metavar="URL", help=N_("Also point pip at this PyPI index."))
+@condarc_option
+@option("--dry-run", is_flag=True, help=N_("Show the change and the commands; change nothing."))
+@option("--no-clean", is_flag=True, help=N_("Do not run `conda clean -i` afterwards."))
+@offline_option
+@option("--conda", "conda_path", metavar="PATH", help=N_("The conda executable to use."))
+@json_option
+def url_command(base_url: str, pypi: Optional[str], condarc: Optional[Path], dry_run: bool,
+                no_clean: bool, offline: bool, conda_path: Optional[str], as_json: bool) -> int:
+    mirror_obj = registry.from_url(base_url, pypi)
+    return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
+                              with_pip=pypi is not None, conda_path=conda_path, as_json=as_json,
+                              offline=offline)
 
 
 @mirror.command("auto", help=N_(
@@ -186,7 +237,7 @@ def _switch_command(name: str) -> click.Command:
         help=N_("Seconds to wait for the mirrors."))
 @_switch_options
 def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clean: bool,
-                 with_pip: bool, conda_path: Optional[str], as_json: bool) -> int:
+                 offline: bool, with_pip: bool, conda_path: Optional[str], as_json: bool) -> int:
     from cnnsetup.mirror import speedtest
 
     results = speedtest.probe_all(timeout=timeout)
@@ -204,15 +255,17 @@ def auto_command(timeout: float, condarc: Optional[Path], dry_run: bool, no_clea
             mirror=mirror_obj.name, ms=round((best.latency_s or 0) * 1000)))
     return _switch_and_report(mirror_obj, condarc, dry_run=dry_run, no_clean=no_clean,
                               with_pip=with_pip, conda_path=conda_path, as_json=as_json,
-                              probes=[r.to_dict() for r in results])
+                              probes=[r.to_dict() for r in results], offline=offline)
 
 
 def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, dry_run: bool,
                        no_clean: bool, with_pip: bool, conda_path: Optional[str], as_json: bool,
-                       probes: Optional[list] = None) -> int:
-    """Switch the file, then pip (if asked), then let conda prove what it uses; render it all."""
+                       probes: Optional[list] = None, offline: bool = False) -> int:
+    """Check the mirror's channels live (unless offline), switch the file, then pip (if asked),
+    then let conda prove what it uses; render it all."""
     target = _target(condarc)
-    result = switch(mirror_obj, target, dry_run=dry_run)
+    result = switch(mirror_obj, target, dry_run=dry_run, probe=not offline)
+    mirror_obj = _written_mirror(mirror_obj, result)
     pip_change, pip_error = None, None
     if with_pip and not dry_run:
         try:
@@ -228,7 +281,7 @@ def _switch_and_report(mirror_obj: registry.Mirror, condarc: Optional[Path], *, 
         report = confirm_switch(mirror_obj, conda.find_conda(conda_path), condarc=str(target),
                                 clean=result.changed and not no_clean)
     if as_json:
-        payload = _switch_json(result)
+        payload = _switch_json(result, mirror_obj)
         payload["confirm"] = report.to_dict() if report else None
         payload["pip"] = _pip_json(pip_change, mirror_obj.pypi if with_pip else None)
         if pip_error is not None:
@@ -286,9 +339,20 @@ def _show_pip(change, url: Optional[str], dry_run: bool) -> None:
                  err=True)
 
 
-def _switch_json(result: SwitchResult) -> dict:
+def _written_mirror(mirror_obj: registry.Mirror, result: SwitchResult) -> registry.Mirror:
+    """The mirror as written: channels found dead by the live check are left out (so that
+    `conda info` is compared with what the file really says)."""
+    if not result.live:
+        return mirror_obj
+    dead = [c["channel"] for c in result.live["channels"]
+            if c["status"] == "http_error" and c["channel"] != "pkgs/main"]
+    return mirror_obj.without(dead) if dead else mirror_obj
+
+
+def _switch_json(result: SwitchResult, mirror_obj: Optional[registry.Mirror] = None) -> dict:
     return {
         "mirror": result.mirror,
+        "url": mirror_obj.defaults_base if mirror_obj is not None and mirror_obj.by_url else None,
         "condarc": str(result.condarc),
         "changed": result.changed,
         "dry_run": result.dry_run,
@@ -296,6 +360,8 @@ def _switch_json(result: SwitchResult) -> dict:
         "diff": result.diff,
         "warnings": result.warnings,
         "recovered": result.recovered,
+        "notes": result.notes,
+        "live_check": result.live,
         "commands": [["conda", *CLEAN_ARGS], ["conda", "info", "--json"]] if result.dry_run else [],
     }
 
@@ -339,6 +405,8 @@ def _show_switch(result: SwitchResult, no_clean: bool) -> None:
                 command="conda clean -i"))
     if mirror_obj and mirror_obj.note:
         echo(style(_("Note: ") + _(mirror_obj.note), fg="yellow"))
+    for note in result.notes:
+        echo(style(_("Note: ") + note, fg="yellow"))
     for warning in result.warnings:
         echo(style(_("Warning: ") + warning, fg="yellow"), err=True)
 
@@ -459,3 +527,4 @@ from cnnsetup.commands.mirror_status import status_command, test_command  # noqa
 
 mirror.add_command(status_command)
 mirror.add_command(test_command)
+mirror.add_command(url_command)

@@ -66,12 +66,14 @@ def _render_status(status) -> None:
     if status.source == "conda":
         echo(_("Checked with {command} (conda {version}, {path}).").format(
             command="conda info --json", version=status.conda_version or "?", path=status.conda))
-    else:
-        if status.conda_error:
-            echo(style(status.conda_error, fg="yellow"))
-        elif status.conda is None:
-            echo(_("conda was not found; this is cnnsetup's reading of the files."))
+    elif status.conda_error:
+        echo(style(status.conda_error, fg="yellow"))
         echo(_("Computed from the configuration files, not checked with conda."))
+    else:  # one sentence says both: no conda, so this is cnnsetup's reading of the files
+        echo(_("conda was not found; this is cnnsetup's reading of the files."))
+    for item in status.obsolete:
+        echo(style(_("Obsolete: {url}: {why}").format(url=item.url, why=item.why), fg="yellow"))
+        echo("    " + item.fix)
 
     if status.reasons:
         echo()
@@ -144,34 +146,68 @@ def _render_status(status) -> None:
         echo(_("cnnsetup backup: none for {path}").format(path=status.condarc))
 
 
-@command("test", help=N_("Probe every mirror at once and show which answers fastest from here."))
+@command("test", help=N_(
+    "Probe every channel of every mirror at once (pkgs/main, r, msys2, conda-forge, pytorch, "
+    "bioconda) and show which mirror answers fastest from here."))
 @option("--timeout", type=click.FloatRange(min=0.1, max=120), default=5.0, show_default=True,
         metavar="S", help=N_("Seconds to wait for all mirrors together."))
+@option("--url", "base_url", metavar="BASE", help=N_(
+    "Probe only the mirror at BASE (laid out like Tsinghua's: BASE/pkgs/main, BASE/cloud/NAME)."))
 @json_option
-def test_command(timeout: float, as_json: bool) -> int:
-    from cnnsetup.mirror import speedtest
+def test_command(timeout: float, base_url: str | None, as_json: bool) -> int:
+    from cnnsetup.mirror import channel_probe, registry, speedtest
 
-    results = speedtest.probe_all(timeout=timeout)
+    if base_url is not None:
+        try:
+            mirrors = [registry.from_url(base_url)]
+        except ValueError:
+            raise click.BadParameter(_("give the mirror's address, e.g. {example}").format(
+                example="https://mirrors.example.edu.cn/anaconda"), param_hint="--url") from None
+    else:
+        mirrors = list(registry.MIRRORS)
+    targets = {m.name: channel_probe.channels_of(m, windows=True) for m in mirrors}
+    for m in mirrors:  # upstream, for comparison: its pkgs/main
+        if m.is_official and m.defaults_base:
+            targets[m.name] = {"pkgs/main": f"{m.defaults_base}/pkgs/main"}
+    checks = channel_probe.check_many(targets, timeout)
+    # One line per mirror for the ranking: its first channel (pkgs/main, or conda-forge).
+    heads = {name: check.channels[0].result for name, check in checks.items() if check.channels}
+    results = speedtest.rank(heads.values())
     best = speedtest.fastest(results)
     if as_json:
         print_json({
             "timeout_s": timeout,
             "results": [r.to_dict() for r in results],
+            "channels": {name: [c.to_dict() for c in check.channels]
+                         for name, check in checks.items()},
             "fastest": best.mirror if best else None,
         })
+        return 0 if best else 1
+    rows = []
+    for r in results:
+        check = checks.get(r.mirror)
+        states = check.channels if check else [None]
+        for index, state in enumerate(states):
+            result = state.result if state else r
+            channel = state.channel if state else "pkgs/main"
+            text = result.describe()
+            rows.append([r.mirror if index == 0 else "", channel,
+                         style(text, fg="green" if result.ok else "yellow"),
+                         state.url if state else result.url])
+    echo(table(rows, header=[_("mirror"), _("channel"), _("result"), _("channel URL")]))
+    echo()
+    if best:
+        command_line = (f"cnnsetup mirror --url {base_url}" if base_url
+                        else f"cnnsetup mirror {best.mirror}")
+        echo(_("Fastest: {mirror}. Switch with: {command}").format(
+            mirror=best.mirror, command=command_line))
+        for name, check in checks.items():
+            if check.dead() and not check.main_dead():
+                echo(_("{mirror} lacks {channels}: a switch leaves them out (conda takes them "
+                       "from upstream).").format(mirror=name, channels=", ".join(check.dead())))
     else:
-        rows = []
-        for r in results:
-            text = r.describe()
-            rows.append([r.mirror, style(text, fg="green" if r.ok else "yellow"), r.url])
-        echo(table(rows, header=[_("mirror"), _("result"), _("probed URL")]))
-        echo()
-        if best:
-            echo(_("Fastest: {mirror}. Switch with: {command}").format(
-                mirror=best.mirror, command=f"cnnsetup mirror {best.mirror}"))
-        else:
-            echo(_("No mirror answered within {seconds:g} seconds.").format(seconds=timeout),
-                 err=True)
+        echo(_("No mirror answered within {seconds:g} seconds.").format(seconds=timeout),
+             err=True)
     return 0 if best else 1
 
 

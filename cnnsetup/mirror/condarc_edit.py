@@ -8,8 +8,11 @@ order and quoting the user wrote stays. Only the channel keys are touched:
   channels), without duplicates; the user's other channels keep their order.
 - `default_channels` is the mirror's main and r (msys2 on Windows only, as conda's own defaults);
   a mirror without a `defaults` copy (and `official`) removes it, so upstream applies.
-- `custom_channels` maps each channel the mirror carries to it; entries that point at another
-  known mirror are removed; the user's own entries stay.
+- `custom_channels` maps each channel the mirror carries to it; cnnsetup's own entries (conda-forge,
+  pytorch, bioconda) that point at another known mirror are removed; the user's own entries on a
+  known mirror (menpo, simpleitk...) move when the new mirror carries them (the caller adds them
+  to the mirror's channels after a live check) and otherwise stay, listed in `kept_custom`.
+- `validate` refuses, before any edit, the values conda 26.7 refuses, in conda's words.
 - `channel_alias` and `custom_multichannels.defaults` that point at a known mirror are removed
   (they would override the above). cnnsetup never writes either, nor `ssl_verify: false`.
 """
@@ -38,25 +41,111 @@ class EditNotes:
     """What an edit did that deserves a word to the user, beyond the diff."""
 
     warnings: list[str] = field(default_factory=list)
+    # The user's own custom_channels entries left on another mirror ("name: base URL"), because
+    # the new mirror was not found to carry them.
+    kept_custom: list[str] = field(default_factory=list)
+
+
+# What conda 26.7 accepts for each key cnnsetup reads or writes (conda/base/context.py): a list
+# of strings, a mapping of strings, a mapping of lists of strings, one string, one of some types.
+_LIST_OF_STR = ("channels", "default_channels", "whitelist_channels", "allowlist_channels",
+                "denylist_channels", "migrated_channel_aliases")
+_MAP_OF_STR = ("custom_channels", "migrated_custom_channels")
+_MAP_OF_LISTS = ("custom_multichannels",)
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "channel_alias": (str,),
+    "show_channel_urls": (bool, type(None)),
+    "ssl_verify": (str, bool),
+}
+# Whole-number settings: conda refuses the whole file when one is not a number (an unexpanded
+# `${VARIABLE}` included; conda expands variables only in the channel and SSL keys).
+_INTEGERS = ("default_threads", "repodata_threads", "fetch_threads", "verify_threads",
+             "execute_threads", "remote_max_retries", "remote_backoff_factor", "verbosity",
+             "auto_stack", "number_channel_notices", "unsatisfiable_hints_check_depth")
+# conda's names for the types it expects, as in its InvalidTypeError message.
+_CONDA_TYPE = {list: "tuple", dict: "frozendict", str: "str", bool: "bool", type(None): "NoneType"}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, dict):
+        return "dict"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "NoneType"
+    return type(value).__name__
+
+
+def _line_of(container: Any, key: Any) -> Optional[int]:
+    """The 1-based line of `key` in `container` (a ruamel mapping or list), if known."""
+    try:
+        if isinstance(container, dict):
+            return container.lc.key(key)[0] + 1
+        return container.lc.item(key)[0] + 1
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _refuse(source: str, line: Optional[int], key: str, value: Any, wrong: str,
+            valid: Sequence[str]) -> ConfigError:
+    where = (_("{source}, line {line}").format(source=source, line=line) if line else source)
+    return ConfigError(
+        _(
+            "{where}: conda refuses this file (InvalidTypeError): Parameter {key} = {value!r} "
+            "has type {wrong}. Valid types: {valid}. Fix it by hand first; cnnsetup changed nothing."
+        ).format(where=where, key=key, value=plain(value), wrong=wrong, valid=", ".join(valid))
+    )
 
 
 def validate(document: CommentedMap, source: str) -> None:
-    """Refuse a document whose channel keys conda would reject or cnnsetup cannot edit safely."""
-    for key in ("channels", "default_channels"):
-        value = document.get(key)
-        if value is not None and not isinstance(value, list):
-            raise ConfigError(
-                _(
-                    "In {source}, `{key}` must be a list (one `- item` per line), but it is "
-                    "{value!r}. conda itself refuses this file; fix it by hand first."
-                ).format(source=source, key=key, value=plain(value))
-            )
-    custom = document.get("custom_channels")
-    if custom is not None and not isinstance(custom, dict):
-        raise ConfigError(
-            _("In {source}, `custom_channels` must be a mapping (name: URL), but it is {value!r}.")
-            .format(source=source, value=plain(custom))
-        )
+    """Refuse a document whose keys conda would reject, in conda's words, with the line.
+
+    Checked as conda 26.7 checks them (conda/common/configuration.py): `channels` and
+    `default_channels` are lists of strings (`tuple` in conda's words), `custom_channels` a
+    mapping of strings (`frozendict`), `custom_multichannels` a mapping of lists, `channel_alias`
+    one string with a scheme, `show_channel_urls` true/false, `ssl_verify` true/false or a
+    string. Raises ConfigError."""
+    for key in document:
+        name = str(key)
+        value = document[key]
+        line = _line_of(document, key)
+        if value is None:
+            continue  # an empty key is conda's default
+        if name in _LIST_OF_STR:
+            if not isinstance(value, list):
+                raise _refuse(source, line, name, value, _type_name(value), ["tuple (a list)"])
+            for index, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise _refuse(source, _line_of(value, index) or line, name, item,
+                                  _type_name(item), ["str"])
+        elif name in _MAP_OF_STR or name in _MAP_OF_LISTS:
+            if not isinstance(value, dict):
+                raise _refuse(source, line, name, value, _type_name(value),
+                              ["frozendict (a mapping, name: value)"])
+            for child in value:
+                item = value[child]
+                if name in _MAP_OF_LISTS:
+                    if not isinstance(item, list) or not all(isinstance(u, str) for u in item):
+                        raise _refuse(source, _line_of(value, child) or line, f"{name}.{child}",
+                                      item, _type_name(item), ["tuple of str"])
+                elif not isinstance(item, str):
+                    raise _refuse(source, _line_of(value, child) or line, f"{name}.{child}",
+                                  item, _type_name(item), ["str"])
+        elif name in _INTEGERS:
+            if isinstance(value, bool) or not (
+                    isinstance(value, int) or str(value).strip().lstrip("-").isdigit()):
+                raise _refuse(source, line, name, value, _type_name(value), ["int"])
+        elif name in _SCALARS:
+            valid = _SCALARS[name]
+            if not isinstance(value, valid) or (bool not in valid and isinstance(value, bool)):
+                raise _refuse(source, line, name, value, _type_name(value),
+                              [_CONDA_TYPE[t] for t in valid])
+            if name == "channel_alias" and value and "://" not in str(value):
+                raise ConfigError(_(
+                    "{source}, line {line}: conda refuses this file: channel_alias value "
+                    "'{value}' must have scheme/protocol. Fix it by hand first; cnnsetup changed "
+                    "nothing.").format(source=source, line=line, value=value))
+
 
 
 def apply_mirror(document: CommentedMap, mirror: Mirror, *, windows: bool) -> EditNotes:
@@ -67,7 +156,7 @@ def apply_mirror(document: CommentedMap, mirror: Mirror, *, windows: bool) -> Ed
         _set_scalar(document, "show_channel_urls", True)
     wanted_defaults = [] if mirror.is_official else mirror.default_channels(windows)
     _set_default_channels(document, wanted_defaults, notes)
-    _set_custom_channels(document, mirror.custom_channels())
+    _set_custom_channels(document, mirror, notes)
     _drop_mirror_alias(document, notes)
     _drop_mirror_multichannel(document)
     if document.get("ssl_verify") is False:
@@ -144,7 +233,25 @@ def _set_default_channels(document: CommentedMap, wanted: list[str], notes: Edit
         )
 
 
-def _set_custom_channels(document: CommentedMap, wanted: dict[str, str]) -> None:
+def managed_channels() -> set[str]:
+    """The cloud channels cnnsetup writes for some mirror (conda-forge, pytorch, bioconda)."""
+    return {c for m in registry.MIRRORS for c in m.cloud_channels} | set(registry.URL_MIRROR_CHANNELS)
+
+
+def users_mirror_channels(document: Any) -> list[str]:
+    """The user's own `custom_channels` entries (not ones cnnsetup manages) that point into a
+    known mirror: the TUNA template's menpo, simpleitk, pytorch-lts, msys2. A switch moves each to
+    the new mirror when it carries it, and keeps (and lists) the others."""
+    custom = document.get("custom_channels") if isinstance(document, dict) else None
+    if not isinstance(custom, dict):
+        return []
+    managed = managed_channels()
+    return [str(name) for name, base in custom.items()
+            if str(name) not in managed and isinstance(base, str) and registry.mirror_of_url(base)]
+
+
+def _set_custom_channels(document: CommentedMap, mirror: Mirror, notes: EditNotes) -> None:
+    wanted = mirror.custom_channels()
     current = document.get("custom_channels")
     if current is None:
         if not wanted:
@@ -153,9 +260,18 @@ def _set_custom_channels(document: CommentedMap, wanted: dict[str, str]) -> None
             return
         _put_value(document, "custom_channels", CommentedMap(wanted))
         return
+    managed = managed_channels()
+    kept = []
     for name in list(current):
-        if name not in wanted and registry.mirror_of_url(str(current[name])):
+        if name in wanted or not registry.mirror_of_url(str(current[name])):
+            continue
+        if str(name) in managed:
+            # cnnsetup's own entry: the new mirror's, or (not carried) conda's default.
             _remove(current, name, document, "custom_channels")
+        elif not str(current[name]).rstrip("/") == (mirror.cloud_base or "").rstrip("/"):
+            kept.append(f"{name}: {current[name]}")
+    if kept:
+        notes.kept_custom.extend(kept)
     order = list(wanted)
     for name, base in wanted.items():
         if name not in current:

@@ -182,8 +182,10 @@ def _unset_command(variable: str, platform: str) -> list[str]:
     return ["unset", variable]
 
 
-def _fix_for(offender: Offender, source: UrlSource, condarc: Optional[str], platform: str) -> None:
-    """Fill in who is responsible for `offender` and how to remove it."""
+def _fix_for(offender: Offender, source: UrlSource, condarc: Optional[str], platform: str,
+             mirror: Optional[str] = None, condarc_loaded: bool = False) -> None:
+    """Fill in who is responsible for `offender` and how to remove it. `condarc_loaded`: conda
+    does read `condarc`, which simply lacks the key (so the switch, not the search path, fixes it)."""
     if source.key == "channels":
         who, key = source.channel_source, "channels"
     else:
@@ -191,6 +193,13 @@ def _fix_for(offender: Offender, source: UrlSource, condarc: Optional[str], plat
     offender.key = key
     if who == BUILTIN:
         offender.responsible_kind = "builtin"
+        if condarc_loaded and mirror and mirror != "official":
+            offender.fix = _("{path} does not set {key}, so conda uses its built-in upstream "
+                             "URL for {channel}; this sets it:").format(
+                path=condarc, key=key if key == "default_channels" else "custom_channels",
+                channel=offender.channel)
+            offender.fix_command = ["cnnsetup", "mirror", mirror]
+            return
         if key == "default_channels":
             offender.fix = _("No file conda reads sets {key}, so {channel} means upstream. Check "
                              "that conda reads {path}.").format(
@@ -260,7 +269,8 @@ def find_offenders(
         offender = Offender(family, base, expected)
         source = effective.source_of(url) if effective else None
         if source is not None:
-            _fix_for(offender, source, condarc, platform)
+            loaded = bool(condarc) and same_path_key(condarc) in {same_path_key(f) for f in files}
+            _fix_for(offender, source, condarc, platform, mirror.name, loaded)
         else:
             path = _mentioning(files, base)
             if path:

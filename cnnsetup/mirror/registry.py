@@ -6,7 +6,8 @@ whose help page shows http is still reached over https.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from cnnsetup.i18n import N_
@@ -29,6 +30,11 @@ class Mirror:
     cloud_channels: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     note: str = ""  # marked with N_, translated when shown
+    # Channels this mirror should carry but did not answer for today ("pkgs/r", "conda-forge"):
+    # left out of what a switch writes, so conda uses upstream for them (see channel_probe).
+    missing: frozenset = frozenset()
+    # Built from `cnnsetup mirror --url BASE`, not one of the registry's entries.
+    by_url: bool = False
 
     @property
     def is_official(self) -> bool:
@@ -39,21 +45,29 @@ class Mirror:
         if self.defaults_base is None:
             return []
         names = ["main", "r"] + (["msys2"] if windows else [])
-        return [f"{self.defaults_base}/pkgs/{n}" for n in names]
+        return [f"{self.defaults_base}/pkgs/{n}" for n in names if f"pkgs/{n}" not in self.missing]
+
+    def carried(self) -> tuple[str, ...]:
+        """The cloud channels this mirror carries (less those found missing today)."""
+        return tuple(c for c in self.cloud_channels if c not in self.missing)
 
     def custom_channels(self) -> dict[str, str]:
         """`custom_channels` entries: channel name -> base URL (conda appends the name)."""
         if self.cloud_base is None:
             return {}
-        return {channel: self.cloud_base for channel in self.cloud_channels}
+        return {channel: self.cloud_base for channel in self.carried()}
 
     def channel_url(self, channel: str) -> Optional[str]:
         """The full URL of `channel` on this mirror, or None when it does not carry it."""
         if self.is_official:
             return f"{UPSTREAM_ALIAS}/{channel}"
-        if self.cloud_base and channel in self.cloud_channels:
+        if self.cloud_base and channel in self.carried():
             return f"{self.cloud_base}/{channel}"
         return None
+
+    def without(self, channels) -> "Mirror":
+        """This mirror with `channels` ("pkgs/r", "conda-forge"...) left out of what it writes."""
+        return replace(self, missing=frozenset(self.missing) | frozenset(channels))
 
     def url_prefixes(self) -> list[str]:
         """URL prefixes that identify this mirror (without a trailing slash)."""
@@ -131,6 +145,46 @@ MIRRORS: tuple[Mirror, ...] = (
     ),
 )
 
+# For tests and for trying a mirror's layout on a local server: with CNNSETUP_MIRROR_ROOT set to
+# http://127.0.0.1:PORT, every registry URL https://HOST/PATH becomes http://127.0.0.1:PORT/HOST/PATH.
+ROOT_VARIABLE = "CNNSETUP_MIRROR_ROOT"
+
+
+def _under_root(url: Optional[str], root: str) -> Optional[str]:
+    if url is None or not url.startswith("https://"):
+        return url
+    return root.rstrip("/") + "/" + url[len("https://"):]
+
+
+def rooted(mirrors: tuple[Mirror, ...], root: Optional[str]) -> tuple[Mirror, ...]:
+    """`mirrors` with every URL moved under `root` (see ROOT_VARIABLE); unchanged when None."""
+    if not root:
+        return mirrors
+    return tuple(
+        m if m.is_official else replace(
+            m, defaults_base=_under_root(m.defaults_base, root),
+            cloud_base=_under_root(m.cloud_base, root), pypi=_under_root(m.pypi, root) or m.pypi)
+        for m in mirrors
+    )
+
+
+MIRRORS = rooted(MIRRORS, os.environ.get(ROOT_VARIABLE))
+
+# The cloud channels a mirror laid out like Tsinghua's carries (`BASE/cloud/NAME`).
+URL_MIRROR_CHANNELS = _EDU_CLOUD
+
+
+def from_url(base: str, pypi: Optional[str] = None) -> Mirror:
+    """A mirror laid out like Tsinghua's, from its base URL: BASE/pkgs/main, BASE/cloud/NAME.
+
+    Raises ValueError when `base` is not an http(s) URL."""
+    base = base.strip().rstrip("/")
+    if not base.startswith(("https://", "http://")) or len(base.split("://", 1)[1]) == 0:
+        raise ValueError(base)
+    return Mirror(name=base, title=base, pypi=pypi or "", defaults_base=base,
+                  cloud_base=f"{base}/cloud", cloud_channels=URL_MIRROR_CHANNELS, by_url=True)
+
+
 _BY_NAME = {m.name: m for m in MIRRORS}
 _BY_NAME.update({alias: m for m in MIRRORS for alias in m.aliases})
 
@@ -147,15 +201,17 @@ def get(name: str) -> Optional[Mirror]:
 
 def mirror_of_url(url: str) -> Optional[Mirror]:
     """The known mirror that `url` points into, or None (upstream URLs give `official`)."""
-    normalized = url.strip().rstrip("/")
-    if normalized.startswith("http://"):
-        normalized = "https://" + normalized[len("http://"):]
+    normalized = _https(url.strip().rstrip("/"))
     best: tuple[int, Optional[Mirror]] = (0, None)
     for mirror in MIRRORS:
-        for prefix in mirror.url_prefixes():
+        for prefix in map(_https, mirror.url_prefixes()):
             if (normalized == prefix or normalized.startswith(prefix + "/")) and len(prefix) > best[0]:
                 best = (len(prefix), mirror)
     return best[1]
+
+
+def _https(url: str) -> str:
+    return "https://" + url[len("http://"):] if url.startswith("http://") else url
 
 
 def mirror_of_pypi(url: str) -> Optional[Mirror]:

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from cnnsetup.i18n import _
 from cnnsetup.mirror import conda as conda_calls
 from cnnsetup.mirror import registry
 from cnnsetup.mirror.confirm import (CORE_CHANNELS, Offender, core_channel_urls,
@@ -79,6 +80,7 @@ class MirrorStatus:
     # With a mix of servers: the mirror most URLs point to, and what keeps conda off it.
     intended: Optional[str] = None
     offenders: list[Offender] = field(default_factory=list)
+    obsolete: list["Obsolete"] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,7 @@ class MirrorStatus:
             "backup": {"exists": self.backup is not None, "path": self.backup},
             "intended": self.intended,
             "offenders": [o.to_dict() for o in self.offenders],
+            "obsolete": [o.to_dict() for o in self.obsolete],
         }
 
 
@@ -218,6 +221,7 @@ def collect_status(
         status.files = [_file_status(r, None) for r in reads]
         effective = computed
     status.mirror = mirror_for_channels(status.effective_channels)
+    status.obsolete = obsolete_channels(status.effective_channels)
     status.reasons = _reasons(status.effective_channels, effective)
     if status.mirror is None:
         status.intended = _majority_mirror(status.reasons)
@@ -227,6 +231,60 @@ def collect_status(
                                               status.effective_channels, effective, loaded,
                                               status.condarc, platform)
     return status
+
+
+@dataclass
+class Obsolete:
+    """A channel URL that no longer works as old recipes meant, and what to do instead."""
+
+    url: str
+    why: str
+    fix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "why": self.why, "fix": self.fix}
+
+
+def obsolete_channels(urls: Iterable[str]) -> list[Obsolete]:
+    """`pkgs/free` (dropped from `defaults` in conda 4.7), anaconda.org URLs of `pkgs/` channels
+    (those live on repo.anaconda.com), and http:// to a mirror cnnsetup knows (all of them serve
+    https), once per URL, each with its fix."""
+    from cnnsetup.mirror.confirm import strip_subdir
+
+    found: list[Obsolete] = []
+    seen: set[str] = set()
+    fix_switch = _("Fix: {command} writes the mirror's current channels in its place.")
+    for raw in urls:
+        url = strip_subdir(str(raw)).rstrip("/")
+        if url in seen or "://" not in url:
+            continue
+        seen.add(url)
+        mirror = registry.mirror_of_url(url)
+        command = f"cnnsetup mirror {mirror.name if mirror and not mirror.is_official else 'tsinghua'}"
+        if url.endswith("/pkgs/free") or "/pkgs/free/" in url:
+            found.append(Obsolete(url, _("pkgs/free was removed from defaults in conda 4.7 and "
+                                         "is no longer updated."), fix_switch.format(command=command)))
+        elif "anaconda.org/pkgs/" in url:
+            found.append(Obsolete(url, _("the pkgs/ channels are not served from anaconda.org; "
+                                         "conda reaches them through defaults."),
+                                  fix_switch.format(command=command)))
+        elif url.startswith("http://") and mirror and not mirror.is_official:
+            found.append(Obsolete(url, _("{mirror} is served over https; plain http is "
+                                         "redirected or refused.").format(mirror=mirror.name),
+                                  fix_switch.format(command=command)))
+    return found
+
+
+def file_verdict(path: str, platform: Optional[str] = None) -> tuple[Optional[str], list[Obsolete]]:
+    """What one file alone makes conda use: the one mirror (None: a mix, none, or the file is
+    broken) and its obsolete channels. `mirror list` and `mirror status` judge by this same rule
+    (`mirror_for_channels` over the channel URLs the file gives)."""
+    platform = sys.platform if platform is None else platform
+    computed = merge(read_files([ConfigFile(path, "user", os.path.isfile(path))]), env={},
+                     platform=platform)
+    if computed.error:
+        return None, []
+    return mirror_for_channels(computed.channel_urls), obsolete_channels(computed.channel_urls)
 
 
 def _majority_mirror(reasons: Sequence[Reason]) -> Optional[str]:

@@ -16,7 +16,7 @@ from typing import Optional
 
 from cnnsetup.errors import CnnsetupError, ConfigError, FileSafetyError
 from cnnsetup.i18n import _
-from cnnsetup.mirror import condarc_edit, condarc_file, yaml_io
+from cnnsetup.mirror import channel_probe, condarc_edit, condarc_file, splice, yaml_io
 from cnnsetup.mirror.condarc_file import CondarcText
 from cnnsetup.mirror.registry import Mirror
 
@@ -30,6 +30,7 @@ class Plan:
     new_bytes: bytes
     expected: dict
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -58,6 +59,8 @@ class SwitchResult:
     original_existed: bool = True  # False: there was no file before cnnsetup's first change
     drops_bom: bool = False  # the change removes a UTF-8 byte-order mark (maybe nothing else)
     recovered: list[str] = field(default_factory=list)  # what an interrupted run's repair did
+    notes: list[str] = field(default_factory=list)  # channels left out or kept, and why
+    live: Optional[dict] = None  # the live channel check (channel_probe.LiveCheck.to_dict())
 
 
 @dataclass
@@ -68,6 +71,8 @@ class RestoreResult:
     removed: bool  # there was no file before cnnsetup, so it was removed
     kept_aside: Optional[Path]
     recovered: list[str] = field(default_factory=list)  # what an interrupted run's repair did
+    notes: list[str] = field(default_factory=list)  # channels left out or kept, and why
+    live: Optional[dict] = None  # the live channel check (channel_probe.LiveCheck.to_dict())
 
 
 # The keys condarc_edit may change; any other key whose value changes shares it through an alias.
@@ -92,13 +97,65 @@ def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
     notes = condarc_edit.apply_mirror(document, mirror, windows=platform == "win32")
     expected = yaml_io.plain(document)
     _refuse_edits_through_aliases(before, expected, shared, condarc)
+    kept = _kept_note(mirror, notes.kept_custom)
     if expected == before and current.exists and not current.had_bom:
         # Nothing to change: not a byte moves (not even mixed line endings).
-        return Plan(current, current.text, current.raw, expected, notes.warnings)
-    new_text = markers.header + yaml_io.dump(document) + markers.trailer
-    plan = Plan(current, new_text, current.encode(new_text), expected, notes.warnings)
+        return Plan(current, current.text, current.raw, expected, notes.warnings, kept)
+    # Only the keys whose value changed are rewritten; every other line keeps its bytes.
+    body = splice.splice(markers.body, document) or yaml_io.dump(document)
+    new_text = markers.header + body + markers.trailer
+    plan = Plan(current, new_text, current.encode(new_text), expected, notes.warnings, kept)
     _check_rendered(plan)
     return plan
+
+
+def _kept_note(mirror: Mirror, entries: list[str]) -> list[str]:
+    if not entries:
+        return []
+    return [_("Kept in custom_channels, not moved to {mirror} (not found there): {entries}").format(
+        mirror=mirror.name, entries="; ".join(entries))]
+
+
+def live_check(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
+               fallback_encoding: Optional[str] = None,
+               timeout: float = channel_probe.SWITCH_TIMEOUT_S) -> channel_probe.Decision:
+    """Probe every channel the switch would write (and the user's own mirror channels in
+    custom_channels); raise ChannelUnavailableError when `pkgs/main` is dead there."""
+    platform = sys.platform if platform is None else platform
+    try:
+        current = condarc_file.read(condarc, fallback_encoding=fallback_encoding)
+        extra = condarc_edit.users_mirror_channels(yaml_io.load(current.text, source=str(condarc)))
+    except CnnsetupError:
+        extra = []  # make_plan refuses the file right after, with its reason
+    live = channel_probe.check(mirror, platform == "win32", extra, timeout=timeout)
+    decision = channel_probe.decide(mirror, live, extra)
+    decision.live = live
+    if decision.refusal:
+        raise channel_probe.ChannelUnavailableError(decision.refusal, hint=_(
+            "See every channel of every mirror with: {command}").format(command="cnnsetup mirror test"))
+    return decision
+
+
+def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Optional[str] = None,
+           fallback_encoding: Optional[str] = None, probe: bool = False) -> SwitchResult:
+    """Point `condarc` at `mirror`, keeping the original as a backup the first time.
+
+    With `probe`, every channel is first checked live (see `live_check`): dead ones are left
+    out, a dead `pkgs/main` refuses the switch before anything is read for writing."""
+    decision = None
+    if probe and not mirror.is_official:
+        decision = live_check(mirror, condarc, platform=platform,
+                              fallback_encoding=fallback_encoding)
+        mirror = decision.mirror
+    result = _switch(mirror, condarc, dry_run=dry_run, platform=platform,
+                     fallback_encoding=fallback_encoding)
+    if decision is not None:
+        result.notes[:0] = decision.notes
+        result.warnings += decision.warnings
+        result.live = decision.live.to_dict() if decision.live else None
+    return result
+
+
 
 
 def _shared_containers(document: dict) -> dict[int, list[str]]:
@@ -162,12 +219,10 @@ def _check_rendered(plan: Plan) -> None:
               "changed.").format(path=path, problem=problem))
 
 
-def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Optional[str] = None,
-           fallback_encoding: Optional[str] = None) -> SwitchResult:
-    """Point `condarc` at `mirror`, keeping the original as a backup the first time.
-
-    Under the lock: recover what an interrupted run left (journal.recover) -> plan (read, edit,
-    render bytes) -> journal write (backup first, then the record, then the file)."""
+def _switch(mirror: Mirror, condarc: Path, *, dry_run: bool, platform: Optional[str],
+            fallback_encoding: Optional[str]) -> SwitchResult:
+    """Under the lock: recover what an interrupted run left (journal.recover) -> plan (read,
+    edit, render bytes) -> journal write (backup first, then the record, then the file)."""
     with condarc_file.locked(condarc):
         if dry_run:  # read under the lock too: never a half-made backup of a running switch
             plan = make_plan(mirror, condarc, platform=platform,
@@ -176,7 +231,7 @@ def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Op
             return SwitchResult(mirror.name, condarc, plan.changed, True, plan.diff(),
                                 _backup_path(condarc, record), plan.warnings,
                                 record.existed if record else plan.current.exists,
-                                plan.current.had_bom)
+                                plan.current.had_bom, notes=list(plan.notes))
         condarc_file.check_writable(condarc)
         journal = condarc_file.journal_for(condarc)
         recovered = journal.recover()
@@ -185,7 +240,7 @@ def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Op
             return SwitchResult(mirror.name, condarc, False, False, "",
                                 _backup_path(condarc, journal.record), plan.warnings,
                                 journal.record.existed if journal.record else plan.current.exists,
-                                recovered=recovered)
+                                recovered=recovered, notes=list(plan.notes))
         warnings = list(plan.warnings)
         carried = journal.write(plan.new_bytes)
         if carried:
@@ -196,7 +251,8 @@ def switch(mirror: Mirror, condarc: Path, *, dry_run: bool = False, platform: Op
             ).format(path=condarc, created=journal.record.created))
         return SwitchResult(mirror.name, condarc, True, False, plan.diff(),
                             _backup_path(condarc, journal.record), warnings,
-                            journal.record.existed, plan.current.had_bom, recovered=recovered)
+                            journal.record.existed, plan.current.had_bom, recovered=recovered,
+                            notes=list(plan.notes))
 
 
 def _backup_path(condarc: Path, record) -> Optional[Path]:
