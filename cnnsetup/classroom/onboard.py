@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -324,7 +325,12 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
                 command=f"cnnsetup mirror {mirror.name} --pip"))
             return Step("mirror", "skipped", _("not confirmed"))
     try:
-        switch(mirror, condarc)
+        # Every channel is checked live first, as `cnnsetup mirror NAME` does: a dead pkgs/r is
+        # left out, a dead pkgs/main refuses (CNNSETUP_OFFLINE=1 skips the check).
+        offline = os.environ.get("CNNSETUP_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+        result = switch(mirror, condarc, probe=not offline)
+        for note in result.notes + result.warnings:
+            say("  " + note)
     except CnnsetupError as error:
         say("  " + _("Error: {message}").format(message=error.message))
         return Step("mirror", "failed", error.message)
