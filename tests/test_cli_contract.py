@@ -138,6 +138,7 @@ NEVER_VALID = {
                 ["--input", "5x5x3", "--kernel", "3", "--stride", "0"]],
     "info": [],
     "mirror.auto": [["--timeout", "-1"]],
+    "mirror.by-url": [["--url", "notaurl"]],
     "mirror.list": [],
     "mirror.restore": [],
     "mirror.status": [],
@@ -201,6 +202,7 @@ def _failing_args(name: str, tmp_path) -> list[str] | None:
         "mirror.restore": ["--condarc", str(tmp_path / "never-switched.condarc")],
         "mirror.test": ["--timeout", "0.5"],
         "mirror.tsinghua": ["--condarc", str(broken)],
+        "mirror.by-url": ["--url", "http://127.0.0.1:9/anaconda", "--condarc", str(broken)],
         "report": [str(tmp_path / "no-reports-here")],
         "verify": ["--device", "cuda"],  # no GPU here: a FAIL, with the report
         # These report what they find and do not fail on their own.

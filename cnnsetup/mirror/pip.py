@@ -531,7 +531,8 @@ def point_at(mirror: Any, condarc: Path, python: Optional[str] = None,
         # The record is on disk before the file changes: a crash after this point still
         # leaves the original's bytes where `restore_backup` finds them.
         _save_record(condarc, record)
-    change = _change(None if mirror.is_official else mirror.pypi, python, env)
+    change = unset_index_url(python, env) if mirror.is_official else \
+        set_index_url(mirror.pypi, python, env)
     if change.changed and record.get("format") == 2:
         exists, raw, _text = _read_user_file(path)
         written = _sha256(raw) if exists else None
