@@ -49,7 +49,11 @@ paths never are translated.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+from cnnsetup.errors import CnnsetupError
+from cnnsetup.i18n import _
 
 SCHEMA_PREFIX = "cnnsetup-report/"
 SCHEMA_VERSION = SCHEMA_PREFIX + "1"
@@ -104,10 +108,32 @@ def with_student(report: dict, student: str | None) -> dict:
     return result
 
 
+def check_report_path(path: Path) -> None:
+    """Refuse, before any work, a report path that can never be written: its folder cannot be
+    made or written, or the path is a folder. Raises CnnsetupError (exit 1)."""
+    path = path.absolute()
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    problem = None
+    if path.is_dir():
+        problem = _("it is a folder")
+    elif folder is None or not folder.is_dir():
+        problem = _("{path} is not a folder").format(path=folder)
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = _("the folder {path} is not writable").format(path=folder)
+    if problem:
+        raise CnnsetupError(_("Cannot write the report to {path}: {reason}.").format(
+            path=path, reason=problem), code="report.unwritable")
+
+
 def write_report(report: dict, path: Path) -> None:
-    """Write a report atomically (UTF-8, ASCII-escaped so any tool can read it)."""
+    """Write a report atomically (UTF-8, ASCII-escaped so any tool can read it). Raises
+    CnnsetupError when the file cannot be written."""
     from cnnsetup.mirror.condarc_file import write_atomic
 
     path = path.absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, (json.dumps(report, indent=2, ensure_ascii=True) + "\n").encode("utf-8"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, (json.dumps(report, indent=2, ensure_ascii=True) + "\n").encode("utf-8"))
+    except OSError as error:
+        raise CnnsetupError(_("Cannot write the report to {path}: {reason}.").format(
+            path=path, reason=error.strerror or error), code="report.unwritable") from None

@@ -290,7 +290,7 @@ def default_report_name(report: dict) -> str:
 
 def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
     from cnnsetup.mirror import conda as conda_calls
-    from cnnsetup.mirror.switch import make_plan, switch
+    from cnnsetup.mirror.switch import live_check, make_plan, switch
 
     condarc = condarc_file.default_condarc()
     done = state.get("mirror") or {}
@@ -309,6 +309,14 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
             detail = f"{detail}; {mixed}"
         return Step("mirror", "warning", detail)
     try:
+        # Every channel is checked live first, as `cnnsetup mirror NAME` does: a dead pkgs/r is
+        # left out (and the plan shown is the file that will be written), a dead pkgs/main
+        # refuses. CNNSETUP_OFFLINE=1 skips the check.
+        if not _offline() and not mirror.is_official:
+            decision = live_check(mirror, condarc)
+            mirror = decision.mirror
+            for note in decision.notes + decision.warnings:
+                say("  " + note)
         plan = make_plan(mirror, condarc)
     except CnnsetupError as error:  # a broken .condarc: say why, and go on with the other steps
         say("  " + _("Error: {message}").format(message=error.message))
@@ -325,12 +333,7 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
                 command=f"cnnsetup mirror {mirror.name} --pip"))
             return Step("mirror", "skipped", _("not confirmed"))
     try:
-        # Every channel is checked live first, as `cnnsetup mirror NAME` does: a dead pkgs/r is
-        # left out, a dead pkgs/main refuses (CNNSETUP_OFFLINE=1 skips the check).
-        offline = os.environ.get("CNNSETUP_OFFLINE", "").strip().lower() in ("1", "true", "yes")
-        result = switch(mirror, condarc, probe=not offline)
-        for note in result.notes + result.warnings:
-            say("  " + note)
+        switch(mirror, condarc)  # the mirror as checked live above
     except CnnsetupError as error:
         say("  " + _("Error: {message}").format(message=error.message))
         return Step("mirror", "failed", error.message)
@@ -370,6 +373,11 @@ def _mixed_channels() -> Optional[str]:
         return _("conda's channels still mix {mirror} with other servers (see `{command}`).")\
             .format(mirror=status.intended, command="cnnsetup mirror status")
     return None
+
+
+def _offline() -> bool:
+    """CNNSETUP_OFFLINE=1 (as for `cnnsetup mirror NAME --offline`): no live channel check."""
+    return os.environ.get("CNNSETUP_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _pip_index() -> Optional[str]:

@@ -330,7 +330,7 @@ def _show_pip(change, url: Optional[str], dry_run: bool) -> None:
             fg="yellow"))
     elif change.changed:
         echo(_("pip now uses {url} (was: {previous}).").format(
-            url=shown, previous=change.previous or "PyPI"))
+            url=shown, previous=change.used_before or change.previous or "PyPI"))
     else:
         echo(_("pip already uses {url}.").format(url=shown))
     for override in change.overrides:

@@ -47,6 +47,10 @@ def onboard(mirror_name: str, install_torch: bool, yes: bool, student: Optional[
     if mirror_name != "auto" and registry.get(mirror_name) is None:
         raise UsageError(_("Unknown mirror {name!r}. Known mirrors: {mirrors}.").format(
             name=mirror_name, mirrors=", ".join(registry.names())))
+    if report_path is not None:  # refused now, not after the whole day's steps
+        from cnnsetup.report_schema import check_report_path
+
+        check_report_path(report_path)
     options = OnboardOptions(mirror=mirror_name, install_torch=install_torch, yes=yes,
                              report=report_path, interactive=_is_terminal(sys.stdin),
                              student=student)

@@ -62,6 +62,10 @@ def verify(device: str, epochs: Optional[int], seed: int, ddp: Optional[int],
     from cnnsetup.machine.verify import VerifyOptions, current_mirrors, run_verify
     from cnnsetup.report_schema import with_student
 
+    if report_path is not None:  # refused now, not after minutes of training
+        from cnnsetup.report_schema import check_report_path
+
+        check_report_path(report_path)
     cluster = _cluster(ddp=ddp, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
                        master_port=master_port, rdzv_endpoint=rdzv_endpoint,
                        rdzv_timeout=rdzv_timeout)

@@ -852,6 +852,8 @@ def resolve_cluster(*, ddp: Optional[int], nnodes: Optional[int] = None,
         if not host or port is None:
             raise ClusterUsageError("bad_endpoint", endpoint=rdzv_endpoint,
                                     detail="expected HOST:PORT")
+        if node_rank is not None and node_rank >= nnodes:
+            raise ClusterUsageError("node_rank_range", node_rank=node_rank, nnodes=nnodes)
     elif master_addr or master_port is not None or node_rank is not None or nnodes > 1:
         if not master_addr:
             if nnodes > 1:

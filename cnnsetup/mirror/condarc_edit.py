@@ -66,6 +66,14 @@ _INTEGERS = ("default_threads", "repodata_threads", "fetch_threads", "verify_thr
 _CONDA_TYPE = {list: "tuple", dict: "frozendict", str: "str", bool: "bool", type(None): "NoneType"}
 
 
+def _scalar(value: Any) -> Any:
+    """`value` as conda sees it: ruamel keeps an anchored `true`/`false` (`&a false`) as a
+    ScalarBoolean, an int subclass, which conda reads as the bool it is."""
+    from ruamel.yaml.scalarbool import ScalarBoolean
+
+    return bool(value) if isinstance(value, ScalarBoolean) else value
+
+
 def _type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "dict"
@@ -107,7 +115,7 @@ def validate(document: CommentedMap, source: str) -> None:
     string. Raises ConfigError."""
     for key in document:
         name = str(key)
-        value = document[key]
+        value = _scalar(document[key])
         line = _line_of(document, key)
         if value is None:
             continue  # an empty key is conda's default
@@ -159,7 +167,7 @@ def apply_mirror(document: CommentedMap, mirror: Mirror, *, windows: bool) -> Ed
     _set_custom_channels(document, mirror, notes)
     _drop_mirror_alias(document, notes)
     _drop_mirror_multichannel(document)
-    if document.get("ssl_verify") is False:
+    if _scalar(document.get("ssl_verify")) is False:
         notes.warnings.append(
             _(
                 "ssl_verify is false in this file: conda does not check certificates. "

@@ -49,7 +49,9 @@ def _https(url: str) -> str:
 
 
 def on_expected(url: str, expected: str) -> bool:
-    base = _https(strip_subdir(url))
+    """Whether conda's `url` comes from `expected` (http and https count as one: conda may
+    report either for a mirror given by URL)."""
+    base, expected = _https(strip_subdir(url)), _https(expected)
     return base == expected or base.startswith(expected + "/")
 
 

@@ -675,7 +675,7 @@ class Journal:
         with deferred_signals() as received:
             if edited and current is not None:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-                kept_aside = _free_name(self.path.with_name(
+                kept_aside = free_name(self.path.with_name(
                     f"{self.path.name}.cnnsetup-edited-{stamp}"))
                 write_atomic(kept_aside, current, follow=False, mode=mode_of(self.path),
                              owner=owner)
@@ -696,7 +696,8 @@ class Journal:
         return RestoreOutcome(original is None, kept_aside)
 
 
-def _free_name(path: Path) -> Path:
+def free_name(path: Path) -> Path:
+    """`path`, or `path-1`, `path-2`... : the first name nothing (not even a link) holds yet."""
     candidate, n = path, 1
     while os.path.lexists(candidate):
         candidate = path.with_name(f"{path.name}-{n}")

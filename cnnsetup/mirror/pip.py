@@ -342,6 +342,7 @@ class PipChange:
     overrides: list[Override] = field(default_factory=list)
     effective: str = PYPI  # the index `pip install` uses now
     effective_source: str = "PyPI"  # where that comes from: a file, a variable, or "PyPI"
+    used_before: Optional[str] = None  # the index `pip install` used before the change
 
     @property
     def in_effect(self) -> bool:
@@ -352,6 +353,7 @@ class PipChange:
         return {"previous": self.previous, "current": self.current, "changed": self.changed,
                 "user_file": self.user_file, "in_effect": self.in_effect,
                 "effective_index_url": self.effective, "effective_source": self.effective_source,
+                "used_before": self.used_before,
                 "overrides": [o.to_dict() for o in self.overrides]}
 
 
@@ -433,8 +435,12 @@ def _edit(path: Path, url: Optional[str]) -> tuple[Optional[str], bool]:
 def _change(url: Optional[str], python: Optional[str],
             env: Optional[Mapping[str, str]]) -> PipChange:
     path = user_file(env)
+    prefix = prefix_of(python)
+    used_before = read_config(env, prefix=prefix).install_index()[0]
     previous, changed = _edit(path, url)
-    return _result(path, previous, changed, python, env)
+    change = _result(path, previous, changed, python, env)
+    change.used_before = used_before
+    return change
 
 
 def _result(path: Path, previous: Optional[str], changed: bool, python: Optional[str],
@@ -562,7 +568,7 @@ def restore_backup(condarc: Path, force: bool = False,
     """Put pip's user file back as it was before cnnsetup's first change (exact bytes, or no
     file), then drop the record. None when there is no record. Refuses (FileSafetyError) when
     the file was edited after cnnsetup last wrote it, unless `force`, which keeps the edited
-    file aside as `<file>.cnnsetup-edited`."""
+    file aside as `<file>.cnnsetup-edited-<time>`."""
     record = load_record(condarc)
     if record is None:
         return None
@@ -586,10 +592,11 @@ def restore_backup(condarc: Path, force: bool = False,
                 "{path} was edited after cnnsetup changed it; restoring would lose those edits. "
                 "To restore anyway and keep the edited file aside: {command}").format(
                 path=path, command="cnnsetup mirror restore --pip --force"))
-        aside = path.with_name(path.name + ".cnnsetup-edited")
-        from cnnsetup.mirror import condarc_file
-
-        condarc_file.write_atomic(aside, raw)
+        # A new name each time (as for .condarc): an earlier kept-aside file is never replaced.
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = journal.free_name(path.with_name(f"{path.name}.cnnsetup-edited-{stamp}"))
+        journal.write_atomic(aside, raw, follow=False, mode=journal.mode_of(path),
+                             owner=journal.owner_for(path))
         kept_aside = str(aside)
     if original is None:
         with contextlib.suppress(FileNotFoundError):

@@ -181,24 +181,34 @@ def _shared_containers(document: dict) -> dict[int, list[str]]:
 
 def _refuse_edits_through_aliases(before: dict, after: dict, shared: dict[int, list[str]],
                                   condarc: Path) -> None:
-    """Refuse, naming both keys, an edit that changes a value another key shares."""
-    changed = [k for k in set(before) | set(after) if before.get(k) != after.get(k)]
-    pairs = []
+    """Refuse, naming both keys, an edit that changes a value another key shares. `shared`
+    lists the keys in file order, so the first holds the anchor (`&name`) and the others the
+    alias (`*name`): the fix names the key of the pair that holds the alias."""
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    pair = None
     for keys in shared.values():
-        for key in keys:
-            if key in changed:
-                pairs += [(key, other) for other in keys if other != key]
-    if not pairs:  # a key outside the edit changed: it can only share a value with one inside
-        pairs = [(next((k for k in sorted(changed) if k in EDITED_KEYS), "channels"), key)
-                 for key in changed if key not in EDITED_KEYS]
-    if pairs:
-        edited, other = sorted(pairs)[0]
-        raise ConfigError(_(
-            "In {path}, {other} and {edited} share one value through a YAML anchor and alias "
-            "(&name ... *name). Switching would change {edited}, and with it {other}, so "
-            "nothing was changed. Write the value of {other} out in full instead of the alias, "
-            "then try again."
-        ).format(path=condarc, other=other, edited=edited))
+        touched = [k for k in keys if k in changed]
+        if not touched or len(keys) < 2:
+            continue
+        edited = next((k for k in touched if k in EDITED_KEYS), touched[0])
+        others = [k for k in keys if k != edited]
+        other = next((k for k in others if k not in EDITED_KEYS), others[0])
+        pair = (edited, other, max((edited, other), key=keys.index))
+        break
+    if pair is None:
+        outside = sorted(k for k in changed if k not in EDITED_KEYS)
+        if not outside:
+            return
+        # A key outside the edit changed: it can only share a value with one inside.
+        edited = next((k for k in sorted(changed) if k in EDITED_KEYS), "channels")
+        pair = (edited, outside[0], outside[0])
+    edited, other, alias = pair
+    raise ConfigError(_(
+        "In {path}, {other} and {edited} share one value through a YAML anchor and alias "
+        "(&name ... *name). Switching would change {edited}, and with it {other}, so "
+        "nothing was changed. Write the value of {alias} out in full instead of the alias, "
+        "then try again."
+    ).format(path=condarc, other=other, edited=edited, alias=alias))
 
 
 def _check_rendered(plan: Plan) -> None:
@@ -225,6 +235,7 @@ def _switch(mirror: Mirror, condarc: Path, *, dry_run: bool, platform: Optional[
     edit, render bytes) -> journal write (backup first, then the record, then the file)."""
     with condarc_file.locked(condarc):
         if dry_run:  # read under the lock too: never a half-made backup of a running switch
+            condarc_file.check_writable(condarc)  # promise nothing the real run cannot do
             plan = make_plan(mirror, condarc, platform=platform,
                              fallback_encoding=fallback_encoding)
             record = condarc_file.load_backup(condarc)

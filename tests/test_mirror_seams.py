@@ -1,0 +1,90 @@
+"""Where the pieces meet: cases found by trying the merged commands on real files. Each one was
+wrong once (a refusal of a file conda accepts, a warning after a good switch, a kept-aside file
+overwritten, wrong keys named, a report path found unwritable only after training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cnnsetup.mirror.confirm import on_expected
+
+
+def test_an_anchored_boolean_is_a_boolean_as_conda_reads_it(invoke, isolated_home):
+    (isolated_home / ".condarc").write_text(
+        "ssl_verify: &v false\nx: &t true\nshow_channel_urls: *t\nchannels:\n  - defaults\n",
+        encoding="utf-8")
+    result = invoke("mirror", "tsinghua", "--dry-run", "--offline")
+    assert result.exit_code == 0, result.output
+    assert "ssl_verify is false" in result.output  # the warning still sees the value
+
+
+def test_a_mirror_given_by_http_url_counts_as_that_mirror():
+    assert on_expected("http://127.0.0.1:8000/anaconda/pkgs/main/linux-64",
+                       "http://127.0.0.1:8000/anaconda/pkgs")
+    assert not on_expected("https://repo.anaconda.com/pkgs/main", "http://127.0.0.1:8000/anaconda/pkgs")
+
+
+@pytest.mark.parametrize("text, alias_key", [
+    ("default_channels: &d\n  - https://repo.anaconda.com/pkgs/main\nallowlist_channels: *d\n"
+     "channels: [defaults]\n", "allowlist_channels"),
+    ("my_urls: &u\n  - https://repo.anaconda.com/pkgs/main\ndefault_channels: *u\n"
+     "channels: [defaults]\n", "default_channels"),
+])
+def test_the_alias_refusal_names_the_key_that_holds_the_alias(invoke, isolated_home, text,
+                                                              alias_key):
+    (isolated_home / ".condarc").write_text(text, encoding="utf-8")
+    result = invoke("mirror", "tsinghua", "--dry-run", "--offline")
+    assert result.exit_code == 1
+    assert "would change default_channels" in result.stderr
+    assert f"Write the value of {alias_key} out in full" in result.stderr
+
+
+def test_a_dry_run_promises_nothing_the_real_run_cannot_do(invoke, tmp_path):
+    target = tmp_path / "no-such-folder" / ".condarc"
+    result = invoke("mirror", "tsinghua", "--dry-run", "--offline", "--json",
+                    "--condarc", str(target))
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["ok"] is False
+
+
+def test_forced_pip_restores_never_overwrite_an_earlier_kept_aside_file(invoke, isolated_home,
+                                                                        tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-dirs"))
+    user_file = isolated_home / ".config" / "pip" / "pip.conf"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("[global]\ntimeout = 5\n", encoding="utf-8")
+    for n in (1, 2):
+        assert invoke("mirror", "tsinghua", "--pip", "--no-clean", "--offline").exit_code == 0
+        with user_file.open("a", encoding="utf-8") as handle:
+            handle.write(f"# my edit {n}\n")
+        assert invoke("mirror", "restore", "--pip", "--force", "--no-clean").exit_code == 0
+    kept = sorted(p.read_text(encoding="utf-8") for p in user_file.parent.glob("pip.conf.cnnsetup-edited*"))
+    assert len(kept) == 2 and "# my edit 1" in kept[0] + kept[1] and "# my edit 2" in kept[0] + kept[1]
+    assert user_file.read_text(encoding="utf-8") == "[global]\ntimeout = 5\n"
+
+
+def test_the_pip_index_shown_as_before_is_the_one_pip_really_used(invoke, isolated_home, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-dirs"))
+    legacy = isolated_home / ".pip" / "pip.conf"
+    legacy.parent.mkdir()
+    legacy.write_text("[global]\nindex-url = https://legacy.example/simple\n", encoding="utf-8")
+    result = invoke("mirror", "tsinghua", "--pip", "--no-clean", "--offline")
+    assert result.exit_code == 0, result.output
+    assert "(was: https://legacy.example/simple)" in result.stdout
+
+
+def test_an_unwritable_report_path_is_refused_before_any_training(invoke, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = invoke("verify", "--device", "cpu", "--report", str(blocker / "r.json"), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"]["code"] == "report.unwritable"
+
+
+def test_a_node_rank_outside_a_c10d_job_is_a_usage_error(invoke):
+    result = invoke("verify", "--ddp", "2", "--rdzv-endpoint", "127.0.0.1:29999",
+                    "--node-rank", "5")
+    assert result.exit_code == 2
