@@ -88,3 +88,19 @@ def test_a_node_rank_outside_a_c10d_job_is_a_usage_error(invoke):
     result = invoke("verify", "--ddp", "2", "--rdzv-endpoint", "127.0.0.1:29999",
                     "--node-rank", "5")
     assert result.exit_code == 2
+
+
+def test_a_mirror_nobody_answers_for_is_unchecked_not_claimed_written(invoke, isolated_home,
+                                                                      monkeypatch):
+    """Offline: the switch goes ahead with a warning that says the channels are unchecked, also
+    in a dry run (which writes nothing), and onboard's decision knows it for its summary."""
+    from cnnsetup.mirror import channel_probe, registry
+
+    mirror = registry.from_url("http://127.0.0.1:9/anaconda")  # port 9: nothing listens
+    live = channel_probe.check(mirror, windows=False, timeout=2)
+    decision = channel_probe.decide(mirror, live)
+    assert decision.unreachable and decision.refusal is None
+    monkeypatch.delenv("CNNSETUP_OFFLINE", raising=False)
+    result = invoke("mirror", "--url", "http://127.0.0.1:9/anaconda", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "unchecked" in result.output and "written" not in result.output

@@ -161,9 +161,10 @@ def loopback_registry(monkeypatch):
 
 
 def test_mirror_test_ranks_mirrors_and_keeps_to_the_timeout(invoke, loopback_registry):
+    # 3 s: nju's 0.2 s answer must come in even on a busy machine; ustc never answers.
     start = time.monotonic()
-    result = invoke("mirror", "test", "--timeout", "1", "--json")
-    assert time.monotonic() - start < 1.6
+    result = invoke("mirror", "test", "--timeout", "3", "--json")
+    assert time.monotonic() - start < 4.5
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["fastest"] == "tsinghua"
@@ -188,7 +189,7 @@ def test_status_runs_as_a_real_process_with_json_only_on_stdout(isolated_home):
     assert json.loads(done.stdout)["mirror"] == "tsinghua"
 
 
-def test_status_does_not_import_network_modules():
+def test_status_does_not_import_network_modules(isolated_home):
     import subprocess
     import sys
 
@@ -198,7 +199,7 @@ def test_status_does_not_import_network_modules():
             "bad = [m for m in ('urllib.request', 'http.client', 'concurrent.futures', 'torch') "
             "if m in sys.modules]; sys.stderr.write(repr(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(REPO_ROOT), "HOME": str(REPO_ROOT / "no-home"),
+                         env={"PYTHONPATH": str(REPO_ROOT), "HOME": str(isolated_home),
                               "PATH": ""}, timeout=60)
     assert out.stderr.strip().endswith("[]"), out.stderr
 

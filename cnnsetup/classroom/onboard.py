@@ -48,6 +48,7 @@ class Step:
     name: str  # "mirror" | "torch" | "verify" | "report"
     status: str  # "done" | "already-done" | "skipped" | "warning" | "failed"
     detail: str = ""
+    unchecked: bool = False  # a mirror step that switched, but no channel answered to be checked
 
     def to_json(self) -> dict:
         return {"name": self.name, "status": self.status, "detail": self.detail}
@@ -232,8 +233,11 @@ def _onboard_checks(steps: list[Step]) -> list[dict]:
     for step in steps:
         if step.name == "mirror" and step.status == "warning":
             with using_language("en"):
-                summary = _("No mirror answered; conda and pip keep their current settings.")
-            checks.append({"id": "onboard.no_mirror", "status": "warn", "summary": summary,
+                summary = _("The mirror is set, but no channel answered, so none was checked.") \
+                    if step.unchecked else \
+                    _("No mirror answered; conda and pip keep their current settings.")
+            checks.append({"id": "onboard.mirror_unchecked" if step.unchecked else "onboard.no_mirror",
+                           "status": "warn", "summary": summary,
                            "fix": "cnnsetup mirror test", "detail": step.detail})
     return checks
 
@@ -312,9 +316,10 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
         # Every channel is checked live first, as `cnnsetup mirror NAME` does: a dead pkgs/r is
         # left out (and the plan shown is the file that will be written), a dead pkgs/main
         # refuses. CNNSETUP_OFFLINE=1 skips the check.
+        unreachable = False
         if not _offline() and not mirror.is_official:
             decision = live_check(mirror, condarc)
-            mirror = decision.mirror
+            mirror, unreachable = decision.mirror, decision.unreachable
             for note in decision.notes + decision.warnings:
                 say("  " + note)
         plan = make_plan(mirror, condarc)
@@ -357,6 +362,9 @@ def _mirror_step(options: OnboardOptions, state: dict, say, confirm) -> Step:
     say("  " + _("conda now points at {mirror}; {pip}").format(mirror=mirror.name, pip=pip_text))
     # Recorded as done only when pip followed too, so that the next run tries pip again.
     state["mirror"] = {"done": pip_ok, "name": mirror.name, "condarc_sha256": _sha_of(condarc)}
+    if pip_ok and unreachable:  # switched, but no channel could be checked: say so in the summary
+        return Step("mirror", "warning", _("{mirror}, unchecked: no channel answered (offline?)")
+                    .format(mirror=mirror.name), unchecked=True)
     return Step("mirror", "done" if pip_ok else "failed", mirror.name if pip_ok else pip_text)
 
 

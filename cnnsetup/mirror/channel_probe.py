@@ -9,7 +9,7 @@ back to a one-byte GET when a server refuses HEAD). All probes share one deadlin
 Verdicts for a switch (`LiveCheck`):
 - `pkgs/main` answers with an HTTP error while the mirror answers otherwise: refused, nothing written.
 - any other channel answers with an HTTP error: left out (conda then uses upstream for it), with a note.
-- nothing answers at all (no network): written anyway, with a warning.
+- nothing answers at all (no network): written unchecked, with a warning.
 - a channel that did not answer in time while others did: kept, with a warning.
 """
 
@@ -146,6 +146,7 @@ class Decision:
     warnings: list[str] = field(default_factory=list)
     refusal: Optional[str] = None
     live: Optional[LiveCheck] = None
+    unreachable: bool = False  # no channel answered at all (offline): nothing could be checked
 
 
 def decide(mirror: Mirror, live: LiveCheck, extra: Sequence[str] = ()) -> Decision:
@@ -153,9 +154,9 @@ def decide(mirror: Mirror, live: LiveCheck, extra: Sequence[str] = ()) -> Decisi
     from dataclasses import replace
 
     if live.offline:
-        return Decision(mirror, warnings=[_(
-            "No channel of {mirror} answered within the time limit (offline?); the change is "
-            "written anyway, unchecked. Check later with: {command}").format(
+        return Decision(mirror, unreachable=True, warnings=[_(
+            "No channel of {mirror} answered within the time limit (offline?), so its channels "
+            "are unchecked. Check them later with: {command}").format(
                 mirror=mirror.name, command="cnnsetup mirror test")])
     if live.main_dead():
         state = next(c for c in live.channels if c.channel == MAIN)
@@ -180,6 +181,6 @@ def decide(mirror: Mirror, live: LiveCheck, extra: Sequence[str] = ()) -> Decisi
     slow = [c for c in live.unanswered() if c not in extra]
     if slow:
         decision.warnings.append(_(
-            "{channels} on {mirror} did not answer in time; written unchecked.").format(
+            "{channels} on {mirror} did not answer in time, so they are unchecked.").format(
                 channels=", ".join(slow), mirror=mirror.name))
     return decision
