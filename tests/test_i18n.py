@@ -111,6 +111,8 @@ def test_chinese_output_holds_no_untranslated_message(how, tmp_path):
     else:
         prefix = ["--lang", "zh"]
     for args in CHINESE_COMMANDS:
+        if how == "--lang" and args[0] == "onboard":
+            continue  # its words are checked under LANG; here it would only train once more
         args = [a.replace("{tmp}", str(tmp_path)) for a in args]
         done = run_cnnsetup(*prefix, *args, env=env)
         output = done.stdout + done.stderr
