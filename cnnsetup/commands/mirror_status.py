@@ -62,12 +62,18 @@ def _render_status(status) -> None:
     else:
         echo(style(_("conda searches no channels: no file it reads sets {key} (since conda 25.9 "
                      "that means none).").format(key="channels"), fg="yellow"))
-        echo(_("To use a mirror: {command}").format(command="cnnsetup mirror tsinghua"))
+        skipped = [f.skipped for f in status.files if f.skipped]
+        if skipped:  # a mirror switch would refuse that file too: it must be repaired first
+            echo(_("conda skips {problem}; fix that line first, then: {command}").format(
+                problem=skipped[0].describe(), command="cnnsetup mirror tsinghua"))
+        else:
+            echo(_("To use a mirror: {command}").format(command="cnnsetup mirror tsinghua"))
     if status.source == "conda":
         echo(_("Checked with {command} (conda {version}, {path}).").format(
             command="conda info --json", version=status.conda_version or "?", path=status.conda))
     elif status.conda_error:
-        echo(style(status.conda_error, fg="yellow"))
+        if not status.config_error:  # else the headline above already names the file and line
+            echo(style(status.conda_error, fg="yellow"))
         echo(_("Computed from the configuration files, not checked with conda."))
     else:  # one sentence says both: no conda, so this is cnnsetup's reading of the files
         echo(_("conda was not found; this is cnnsetup's reading of the files."))
