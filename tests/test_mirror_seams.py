@@ -104,3 +104,10 @@ def test_a_mirror_nobody_answers_for_is_unchecked_not_claimed_written(invoke, is
     result = invoke("mirror", "--url", "http://127.0.0.1:9/anaconda", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "unchecked" in result.output and "written" not in result.output
+
+
+def test_status_asks_to_fix_a_skipped_file_before_suggesting_a_switch(invoke, isolated_home):
+    (isolated_home / ".condarc").write_text("channels:\n\t- defaults\n", encoding="utf-8")
+    result = invoke("mirror", "status")
+    assert "fix that line first" in result.stdout
+    assert "To use a mirror" not in result.stdout
