@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import importlib
 import sys
-import traceback
 from typing import Any, Optional, Sequence
 
 import click
@@ -207,6 +206,8 @@ class RootGroup(Group):
     def _internal_error(as_json: bool) -> tuple[int, dict]:
         if not as_json:
             raise  # noqa: PLE0704 - outside JSON, a bug shows as Python shows it
+        import traceback  # only for a bug's report: not on every start
+
         text = traceback.format_exc()
         sys.stderr.write(text)
         last = text.strip().splitlines()[-1] if text.strip() else "unknown error"

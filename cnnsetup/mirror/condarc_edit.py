@@ -206,9 +206,15 @@ def _set_channels(document: CommentedMap) -> None:
         new = replacement_for(entry) or entry
         if new != entry:
             channels[index] = new
-    for index in reversed(range(len(channels))):  # keep the first of each duplicate
-        if str(channels[index]) in {str(c) for c in channels[:index]}:
-            _remove(channels, index, document, "channels")
+    seen: set[str] = set()
+    duplicates = []  # every later copy of an entry; the first is kept
+    for index in range(len(channels)):
+        name = str(channels[index])
+        if name in seen:
+            duplicates.append(index)
+        seen.add(name)
+    for index in reversed(duplicates):  # from the end, so earlier indexes stay valid
+        _remove(channels, index, document, "channels")
     if "defaults" not in {str(c) for c in channels}:
         channels.append("defaults")
 
