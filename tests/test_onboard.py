@@ -131,6 +131,7 @@ def test_no_mirror_answering_is_a_warning_in_the_summary_and_the_report(
     assert result.exit_code == 0, result.output
     summary = result.stdout.split("Summary")[1]
     assert "WARN  mirror" in summary and "No mirror answered" not in summary.split("WARN")[0]
+    assert summary.count("no mirror answered") == 1, summary  # on its step's line, not twice
     assert "verify passed, with the warnings above" in summary
     assert condarc.read_text(encoding="utf-8") == BLOG_CONDARC
     report = json.loads(classroom["report"].read_text(encoding="utf-8"))

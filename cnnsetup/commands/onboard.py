@@ -74,7 +74,10 @@ def render_summary(result) -> str:
         word, colour = STEP_VERDICTS.get(step.status, ("?", None))
         detail = step.detail.splitlines()[0] if step.detail else ""
         lines.append(f"  {style(word, fg=colour, bold=True)}  {step.name:<7} {detail}".rstrip())
+    shown = {step.detail for step in result.steps}
     for warning in result.warnings:
+        if warning in shown:  # already on its step's line
+            continue
         lines.append("  " + style(_("WARN"), fg="yellow", bold=True) + "  " + warning)
     lines.append("")
     if result.report_path is not None:
