@@ -43,7 +43,6 @@ gradient scale, an optimizer that does not step) measure 10^4 to 10^7 times the 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import tempfile
@@ -488,18 +487,6 @@ def _ratio(part: dict) -> float:
     return part["error"] / part["tolerance"]
 
 
-@contextlib.contextmanager
-def _full_float32(torch: Any):
-    """No TF32 (Ampere and newer round float32 matmul and convolution inputs to 10 bits)."""
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = (cudnn.allow_tf32, matmul.allow_tf32)
-    cudnn.allow_tf32 = matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        cudnn.allow_tf32, matmul.allow_tf32 = saved
-
-
 def check_operation(torch: Any, name: str, device: str = "cpu", seed: int = 0) -> dict:
     """Prove one operation on `device`: {op, ok, worst {part, error, tolerance}, parts [...]}.
 
@@ -509,7 +496,9 @@ def check_operation(torch: Any, name: str, device: str = "cpu", seed: int = 0) -
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(seed * 1000 + OPS.index(name))
     case = CASES[name](torch, generator)
-    with _full_float32(torch):
+    from cnnsetup.machine.verify_tasks import full_float32  # no TF32: one rule for every check
+
+    with full_float32(torch):
         got = case.run(device)
         on_cpu = case.run("cpu") if device != "cpu" else None
     reference = case.reference()
