@@ -466,22 +466,10 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, no_cle
     if result is not None:
         for note in result.recovered:
             echo(style(_("Note: ") + note, fg="yellow"))
-        if result.removed:
-            echo(_("Removed {path}: there was no such file before cnnsetup.").format(
-                path=result.condarc))
-        else:
-            echo(_("Restored {path} to its original bytes.").format(path=result.condarc))
-        if result.kept_aside:
-            echo(_("The edited file is kept as {path}.").format(path=result.kept_aside))
+        _show_restored(result.condarc, result.removed, result.kept_aside)
         _show_clean(clean, no_clean)
     if pip_restore is not None:
-        if pip_restore.removed:
-            echo(_("Removed {path}: there was no such file before cnnsetup.").format(
-                path=pip_restore.path))
-        else:
-            echo(_("Restored {path} to its original bytes.").format(path=pip_restore.path))
-        if pip_restore.kept_aside:
-            echo(_("The edited file is kept as {path}.").format(path=pip_restore.kept_aside))
+        _show_restored(pip_restore.path, pip_restore.removed, pip_restore.kept_aside)
         echo(_("pip's index-url is back to {url}.").format(url=pip_restore.change.effective))
     elif with_pip:
         echo(_("pip was not changed by cnnsetup; nothing to restore there."))
@@ -489,6 +477,17 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, no_cle
         echo(_("pip still uses the mirror; to undo that too: {command}").format(
             command="cnnsetup mirror restore --pip"))
     return 0
+
+
+def _show_restored(path, removed: bool, kept_aside) -> None:
+    """What a restore did to one file (.condarc or pip's): removed or back to its bytes, and
+    where an edited copy was kept."""
+    if removed:
+        echo(_("Removed {path}: there was no such file before cnnsetup.").format(path=path))
+    else:
+        echo(_("Restored {path} to its original bytes.").format(path=path))
+    if kept_aside:
+        echo(_("The edited file is kept as {path}.").format(path=kept_aside))
 
 
 def _lexists(path: Path) -> bool:
