@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
 
+import os
 import tempfile
 
 import psutil
@@ -37,8 +38,17 @@ def test_two_processes_on_the_cpu_train_to_the_target_with_identical_replicas():
     assert out.seconds > 0 and out.samples_per_s > 0 and out.wall_s >= out.seconds
 
 
-def test_one_process_works_too():
-    out = run_ddp(1, timeout_s=120)
+def test_one_process_works_too_even_when_torch_aborts_in_its_teardown(tmp_path):
+    # A rank whose interpreter teardown aborts after the result is written (gloo threads that
+    # outlive the process group, pytorch/pytorch#179291; seen now and then on two-core CI):
+    # the check passed, so the run passes. The abort is planted in the ranks only (torchrun
+    # sets LOCAL_RANK in them, not in itself).
+    (tmp_path / "sitecustomize.py").write_text(
+        "import atexit, os\n"
+        "if 'LOCAL_RANK' in os.environ:\n"
+        "    atexit.register(os.abort)\n", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    out = run_ddp(1, timeout_s=120, env=env)
     assert out.ok, (out.error, out.stderr_tail)
     assert out.world_size == 1 and out.replicas_identical is True
     assert out.val_accuracy >= SMOKE.target_accuracy and out.steps == SINGLE_PROCESS_STEPS
