@@ -3,8 +3,9 @@ bad kernel would behave: a `sitecustomize.py` on PYTHONPATH that patches torch a
 imported (in whichever process imports it, and only there). The proof must then fail on exactly
 the operations the fault touches, and pass with no fault.
 
-The faults run at the worker level (the proof task alone, several workers at once) to keep the
-suite fast; a few go through the whole `cnnsetup verify` command as a user would run it.
+The faults run in forked copies of one process that has imported torch (the proof alone, one copy
+per fault) to keep the suite fast; one goes through a real worker with the injector, and three
+together through the whole `cnnsetup verify` command as a user would run it.
 """
 
 from __future__ import annotations
@@ -154,14 +155,16 @@ FAULTS = {
 }
 
 INJECTOR = '''
-"""Test fault injector: breaks torch ({fault}) as soon as it is imported."""
+"""Test fault injector: breaks torch ({names}) as soon as it is imported."""
 import importlib.abc
 import importlib.machinery
 import sys
 
+{functions}
 
 def _break(torch):
-{body}
+    for fault in ({calls}):
+        fault(torch)
 
 
 class _AfterTorch(importlib.abc.MetaPathFinder):
@@ -187,12 +190,18 @@ sys.meta_path.insert(0, _AfterTorch())
 '''
 
 
-def write_injector(folder: Path, fault: str) -> Path:
-    """A sitecustomize.py in `folder` that breaks torch as FAULTS[fault] says; returns folder."""
+def write_injector(folder: Path, *faults: str) -> Path:
+    """A sitecustomize.py in `folder` that breaks torch as each of FAULTS[fault] says (each in a
+    function of its own, so that one fault's names never rebind another's); returns folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    body = textwrap.indent(textwrap.dedent(FAULTS[fault][0]).strip(), "    ")
-    (folder / "sitecustomize.py").write_text(INJECTOR.format(fault=fault, body=body),
-                                             encoding="utf-8")
+    functions = "\n\n".join(
+        f"def _{fault}(torch):\n" + textwrap.indent(textwrap.dedent(FAULTS[fault][0]).strip(),
+                                                   "    ") + "\n"
+        for fault in faults)
+    calls = "".join(f"_{fault}, " for fault in faults)
+    (folder / "sitecustomize.py").write_text(
+        INJECTOR.format(names=", ".join(faults), functions=functions, calls=calls),
+        encoding="utf-8")
     return folder
 
 
@@ -244,30 +253,36 @@ print(json.dumps(results))
 """
 
 
-THROUGH_INJECTOR = ("conv_flipped_kernel", "grads_zeros")
+# One fault through the injector in a real worker (the exact set of layers it breaks); three
+# more through the whole `cnnsetup verify` at once (the exact set of checks that then fail).
+THROUGH_INJECTOR = ("grads_zeros",)
 CAN_FORK = sys.platform.startswith("linux")  # macOS forbids much after fork; Windows has none
+HEALTHY = "healthy"  # the forked copy that patches nothing: the runner's own baseline
 
 
 @pytest.fixture(scope="module")
 def proofs(tmp_path_factory) -> dict:
-    """{"injected": {fault or None: checks}, "forked": {fault: checks}}: the healthy run and two
-    faults in real workers with the injector on PYTHONPATH; every fault in forked copies of one
-    process on Linux, elsewhere each in a worker with the injector."""
+    """{"injected": {fault: checks}, "forked": {fault or HEALTHY: checks}}: a fault in a real
+    worker with the injector on PYTHONPATH, beside every fault (and no fault) in forked copies
+    of one process on Linux, elsewhere each in a worker with the injector."""
     root = tmp_path_factory.mktemp("faults")
     folders = {f: write_injector(root / f, f) for f in THROUGH_INJECTOR}
-    folders[None] = root / "healthy"
-    folders[None].mkdir()
     with ThreadPoolExecutor(max_workers=2) as pool:
         workers = pool.map(_proof, folders.values())
         forked = {}
         if CAN_FORK:
-            faults = json.dumps({f: body for f, (body, _) in FAULTS.items()})
+            bodies = {HEALTHY: "pass", **{f: body for f, (body, _) in FAULTS.items()}}
             done = subprocess.run([sys.executable, "-c", FORKING_RUNNER], capture_output=True,
-                                  text=True, input=faults, env=_env(root), timeout=600)
+                                  text=True, input=json.dumps(bodies), env=_env(root),
+                                  timeout=600)
             assert done.returncode == 0, done.stderr[-3000:]
             forked = {f: {c["op"]: c for c in checks}
                       for f, checks in json.loads(done.stdout.splitlines()[-1]).items()}
         injected = dict(zip(folders, workers))
+    if HEALTHY not in forked:
+        healthy = root / HEALTHY
+        healthy.mkdir()
+        forked[HEALTHY] = _proof(healthy)
     for fault in FAULTS:
         if fault not in forked:  # no fork on this platform: one worker per fault
             forked[fault] = _proof(write_injector(root / fault, fault))
@@ -284,7 +299,9 @@ def _assert_fails_exactly(checks: dict, fault: str) -> None:
 
 
 def test_a_healthy_torch_passes_every_check_with_a_wide_margin(proofs):
-    checks = proofs["injected"][None]
+    # The same runner with no patch: every failure the faults below cause is theirs. (A real
+    # worker's healthy proof, with the same margin, is in test_verify's run of the command.)
+    checks = proofs["forked"][HEALTHY]
     assert list(checks) == list(OPS)
     for op, check in checks.items():
         assert check["ok"], check
@@ -303,22 +320,28 @@ def test_the_injector_on_pythonpath_breaks_torch_in_the_worker(proofs, fault):
     _assert_fails_exactly(proofs["injected"][fault], fault)
 
 
+# Faults of three kinds (a layer, an optimizer, the checkpoint) injected together into one run
+# of the command: each check is its own, so each must fail on its own fault, the others pass.
+THROUGH_VERIFY = {
+    "conv_flipped_kernel": "verify.conv2d.cpu",
+    "adam_never_steps": "verify.adam.cpu",
+    "load_alters_weights": "verify.save_load.cpu",
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("fault, check_id, words", [
-    ("conv_flipped_kernel", "verify.conv2d.cpu", "differs from the definition"),
-    ("adam_never_steps", "verify.adam.cpu", "differs from the definition"),
-    ("load_alters_weights", "verify.save_load.cpu", "differs from the definition"),
-])
-def test_verify_exits_1_naming_the_broken_operation_with_the_reinstall_fix(
-        tmp_path, fault, check_id, words):
-    folder = write_injector(tmp_path / "inject", fault)
+def test_verify_exits_1_naming_each_broken_operation_with_the_reinstall_fix(tmp_path):
+    folder = write_injector(tmp_path / "inject", *THROUGH_VERIFY)
     done = run_cnnsetup("verify", "--device", "cpu", "--json",
                         env={"PYTHONPATH": f"{folder}:{REPO_ROOT}"}, timeout=300)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(done.stdout)
     checks = {c["id"]: c for c in report["checks"]}
-    check = checks[check_id]
-    assert check["status"] == "fail" and words in check["summary"], check
-    assert check["worst_error"] > 100 * check["tolerance"]
-    assert "torch-command" in check["fix"] or "pip install" in check["fix"], check["fix"]
-    assert checks["verify.relu.cpu"]["status"] == "pass"  # the others still run and pass
+    for fault, check_id in THROUGH_VERIFY.items():
+        check = checks[check_id]
+        assert check["status"] == "fail", (fault, check)
+        assert "differs from the definition" in check["summary"], (fault, check)
+        assert check["worst_error"] > 100 * check["tolerance"], (fault, check)
+        assert "torch-command" in check["fix"] or "pip install" in check["fix"], check["fix"]
+    failed = {f"verify.{op}.cpu" for op in OPS if checks[f"verify.{op}.cpu"]["status"] == "fail"}
+    assert failed == set(THROUGH_VERIFY.values())  # the other operations still run and pass
