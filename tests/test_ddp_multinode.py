@@ -158,7 +158,11 @@ def test_a_torch_without_nccl_is_a_named_failure_with_a_fix(monkeypatch, tmp_pat
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.setenv(name, "1" if "SIZE" in name else "0")
     args = distributed.parse_args(["--result", str(tmp_path / "r.json"), "--device", "cuda"])
-    written = distributed.train_and_check(args)
+    threads = torch.get_num_threads()
+    try:
+        written = distributed.train_and_check(args)
+    finally:
+        torch.set_num_threads(threads)  # the rank sets its own; this process keeps its count
     assert written["error_kind"] == ddp.BACKEND_UNAVAILABLE and "nccl" in written["error"]
     out = interpret(RunResult(["torchrun"], 1, "", ""), written, [], world_size=1,
                     backend="nccl", device="cuda")

@@ -93,13 +93,30 @@ def test_a_rank_that_hangs_becomes_a_timeout_and_no_process_is_left(tmp_path, mo
     assert _processes_mentioning(str(tmp_path)) == []
 
 
-def test_more_cuda_processes_than_gpus_is_an_error_result():
-    # This machine's torch sees no GPU, so any count is too many: the same path as 4 processes
-    # on a 2-GPU server.
+def test_more_cuda_processes_than_gpus_is_an_error_result(monkeypatch, tmp_path):
+    # The ranks' own check, in this process: torch sees one GPU and the launcher started two
+    # processes on this machine, the same path as 4 processes on a 2-GPU server. (A rank's
+    # result file read back by the launcher is run for real by the drift test above; the
+    # `--device cuda` command line is in test_ddp_launcher.)
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU; the check would run for real")
-    out = run_ddp(2, device="cuda", timeout_s=120)
+    from cnnsetup.machine.ddp import interpret
+    from cnnsetup.run import RunResult
+    from reference_net import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0"),
+                        ("LOCAL_WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
+    args = distributed.parse_args(["--result", str(tmp_path / "r.json"), "--device", "cuda"])
+    threads = torch.get_num_threads()
+    try:
+        written = distributed.train_and_check(args)
+    finally:
+        torch.set_num_threads(threads)  # the rank sets its own; this process keeps its count
+    assert written["ok"] is False and written["error_kind"] == ddp.NOT_ENOUGH_GPUS
+    out = interpret(RunResult(["torchrun"], 1, "", ""), written, [], world_size=2,
+                    backend="nccl", device="cuda")
     assert not out.ok and out.error_kind == ddp.NOT_ENOUGH_GPUS, (out.error, out.stderr_tail)
-    assert out.backend == "nccl" and "2 CUDA GPUs" in out.error and "sees 0" in out.error
+    assert out.backend == "nccl" and "2 CUDA GPUs" in out.error and "sees 1" in out.error

@@ -29,10 +29,15 @@ def by_id(report: dict) -> dict:
     return {c["id"]: c for c in report["checks"]}
 
 
-def test_a_device_asked_for_by_name_but_absent_fails_with_a_fix():
-    done = run_cnnsetup("verify", "--device", "cuda", "--json")
+def test_a_device_asked_for_by_name_but_absent_fails_with_a_fix(tmp_path):
+    report_file = tmp_path / "r.json"
+    done = run_cnnsetup("verify", "--device", "cuda", "--json", "--report", str(report_file))
     assert done.returncode == 1
-    checks = by_id(json.loads(done.stdout))
+    report = json.loads(done.stdout)
+    # The report file is the report on a failure too; stdout adds the command's error object.
+    assert report.pop("error")["code"] == "command.failed"
+    assert json.loads(report_file.read_text(encoding="utf-8")) == report
+    checks = by_id(report)
     assert checks["verify.train.cuda:0"]["status"] == "fail"
     assert "CUDA" in checks["verify.train.cuda:0"]["summary"]
     # No NVIDIA card here: the fix is to prove the device there is, not to run the same again.
@@ -52,6 +57,7 @@ def test_a_training_run_still_progressing_at_its_limit_is_too_slow_not_hung():
     assert train["fix"] == "cnnsetup verify --timeout 300"
     assert checks["verify.conv2d.cpu"]["status"] == "pass"
     assert report["training"][0]["ok"] is False
+    assert "@cnnsetup-progress" not in done.stderr  # no progress bar under --json
 
 
 def test_torch_missing_still_checks_the_machine_and_fails_with_the_install_command(tmp_path):
@@ -193,14 +199,19 @@ def test_progress_line_draws_a_bar(capsys):
 @pytest.mark.slow
 def test_verify_on_the_cpu_trains_to_the_target_then_over_two_processes_and_reports_both(
         tmp_path):
-    # One run of the command carries the single-device proof and the distributed one: the DDP
-    # check runs after the first, so each part is what a user's own run would do.
+    # One run of the command carries the single-device proof and the distributed one (the DDP
+    # check runs after the first, so each part is what a user's own run would do), shown in
+    # Chinese while the report file is in English.
     report_file = tmp_path / "reports" / "me.json"
-    done = run_cnnsetup("verify", "--device", "cpu", "--ddp", "2", "--json",
+    done = run_cnnsetup("--lang", "zh", "verify", "--device", "cpu", "--ddp", "2",
                         "--report", str(report_file), timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-    report = json.loads(done.stdout)
-    assert json.loads(report_file.read_text(encoding="utf-8")) == report
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert "已在 cpu 上训练参考 CNN" in done.stdout
+    assert "verify.conv2d.cpu" in done.stdout and "PASS" in done.stdout  # the final table
+    assert "分布式训练（DDP）" in done.stdout and "每个节点上的每个副本最终的权重完全相同" in done.stdout
+    assert "\r" not in done.stderr  # stderr is not a terminal here: no progress bar
+    assert by_id(report)["verify.train.cpu"]["summary"].startswith("Trained the reference CNN")
     assert [key for key in report if key not in OPTIONAL_KEYS] == list(TOP_LEVEL_KEYS)
     assert report["student"] is None  # no --student given
     assert report["schema"] == SCHEMA_VERSION and report["kind"] == "verify"
@@ -221,7 +232,6 @@ def test_verify_on_the_cpu_trains_to_the_target_then_over_two_processes_and_repo
     assert run["last_epoch_loss"] < run["first_epoch_loss"]
     assert run["threads"] >= 1
     assert report["duration_s"] > 0
-    assert "@cnnsetup-progress" not in done.stderr  # no progress bar under --json
 
     # DistributedDataParallel over two processes on this machine: gloo, identical replicas.
     assert ddp_run["device"] == "ddp:gloo:2" and ddp_run["ok"] is True
@@ -257,17 +267,6 @@ def test_a_ddp_failure_says_why_and_keeps_the_launchers_text(monkeypatch):
     assert check.status == "fail" and "different weights" in check.summary
     assert "replica 1 differs" in check.detail
     assert run["ok"] is False and run["device"] == "ddp:gloo:2"
-
-
-def test_the_report_file_is_in_english_while_the_table_speaks_chinese(tmp_path):
-    report_file = tmp_path / "r.json"
-    done = run_cnnsetup("--lang", "zh", "verify", "--device", "cpu", "--report", str(report_file))
-    assert done.returncode == 0, done.stderr
-    assert "已在 cpu 上训练参考 CNN" in done.stdout
-    assert "verify.conv2d.cpu" in done.stdout and "PASS" in done.stdout  # the final table
-    assert "\r" not in done.stderr  # stderr is not a terminal here: no progress bar
-    report = json.loads(report_file.read_text(encoding="utf-8"))
-    assert by_id(report)["verify.train.cpu"]["summary"].startswith("Trained the reference CNN")
 
 
 def test_when_torch_does_not_import_no_task_is_retried():
