@@ -13,7 +13,8 @@ busbw = algbw * 2(n-1)/n, and the one-element latency), and with `--nodes 2` the
 "nodes" on this machine: two launches meeting on 127.0.0.1 with torch's static rendezvous.
 
 No goal is enforced: most of the launch is three or more `import torch` (the launcher's and each
-rank's) plus DDP's own first-use imports, which the figures make visible.
+rank's) plus DDP's own first-use imports (its constructor imports torch._dynamo, as long again as
+`import torch`; the optimizer then finds it done), which the "rest s" column makes visible.
 """
 
 from __future__ import annotations
@@ -82,15 +83,23 @@ def main() -> None:
         return statistics.median(r[key] for r in figures[name])
 
     baseline = median("plain 1 process", "wall_s")
-    print(f"{'':18}{'wall s':>8}{'x plain':>9}{'train s':>9}{'samples/s':>11}{'accuracy':>10}"
-          f"{'identical':>11}")
+    for runs in figures.values():
+        for r in runs:  # what the launch spent outside training and the sweep
+            r["start_s"] = r["wall_s"] - r["seconds"] - (r.get("bench_seconds") or 0.0)
+            r["sweep_s"] = r.get("bench_seconds") or 0.0
+    print(f"{'':18}{'wall s':>8}{'x plain':>9}{'train s':>9}{'sweep s':>9}{'rest s':>8}"
+          f"{'samples/s':>11}{'accuracy':>10}{'identical':>11}")
     for name in subjects:
         identical = {r["replicas_identical"] for r in figures[name]}
         print(f"{name:18}{median(name, 'wall_s'):8.2f}{median(name, 'wall_s') / baseline:9.2f}"
-              f"{median(name, 'seconds'):9.2f}{median(name, 'samples_per_s'):11.0f}"
+              f"{median(name, 'seconds'):9.2f}{median(name, 'sweep_s'):9.2f}"
+              f"{median(name, 'start_s'):8.2f}{median(name, 'samples_per_s'):11.0f}"
               f"{min(r['val_accuracy'] for r in figures[name]):10.3f}"
               f"{'-' if identical == {None} else str(all(identical)):>11}")
-    print("(medians; accuracy is the lowest over the rounds)")
+    print("(medians; accuracy is the lowest over the rounds. rest s: the wall time outside "
+          "training and the sweep: interpreter starts, `import torch` in the launcher and in "
+          "each rank, torch._dynamo imported by DistributedDataParallel's constructor, the "
+          "rendezvous, the exit)")
     print("\nall-reduce after training, last round (gloo; GB/s = 1e9 bytes/s):")
     for name in subjects:
         last = figures[name][-1]
