@@ -221,34 +221,54 @@ def _proof(folder: Path) -> dict:
 
 
 # Every fault in a fresh process would import torch (and torch._dynamo, for torch.optim) once
-# per fault: about 3 s each. Instead one process imports them once and forks a copy per fault;
-# the copy applies the same patch the injector would, runs the proof, and reports.
+# per fault: about 3 s each. Instead one process imports them once and forks a copy per fault,
+# two at a time (one torch thread each); the copy applies the same patch the injector would,
+# runs the proof, and reports.
 FORKING_RUNNER = r"""
-import json, os, sys, textwrap
+import collections, json, os, sys, textwrap
 import torch
 from cnnsetup.machine.proof import run_proof
 from cnnsetup.machine.verify_tasks import warm_optimizers, _warming
 warm_optimizers(torch)
 _warming[0].join()
 faults = json.loads(sys.stdin.read())
-results = {}
-for name, body in faults.items():
+results, running = {}, collections.deque()
+
+
+def start(name, body):
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(read_end)
-        namespace = {}
-        exec("def _break(torch):\n" + textwrap.indent(textwrap.dedent(body), "    "), namespace)
-        namespace["_break"](torch)
-        checks = run_proof("cpu")
-        with os.fdopen(write_end, "w") as out:
-            out.write(json.dumps(checks))
-        os._exit(0)
+        try:
+            os.close(read_end)
+            torch.set_num_threads(1)
+            namespace = {}
+            exec("def _break(torch):\n" + textwrap.indent(textwrap.dedent(body), "    "),
+                 namespace)
+            namespace["_break"](torch)
+            checks = run_proof("cpu")
+            with os.fdopen(write_end, "w") as out:
+                out.write(json.dumps(checks))
+        finally:
+            os._exit(0)
     os.close(write_end)
+    running.append((name, pid, read_end))
+
+
+def finish():
+    name, pid, read_end = running.popleft()
     with os.fdopen(read_end) as answer:
         text = answer.read()
     os.waitpid(pid, 0)
     results[name] = json.loads(text) if text else None
+
+
+for name, body in faults.items():
+    if len(running) == 2:
+        finish()
+    start(name, body)
+while running:
+    finish()
 print(json.dumps(results))
 """
 
