@@ -1,5 +1,6 @@
-"""Two nodes on one machine: two real `cnnsetup verify` processes (or two launches) that meet on
-127.0.0.1 through torch's launcher, gloo on the CPU; then a node that never comes.
+"""Two nodes on one machine: a real `cnnsetup verify` under Slurm's variables and a launch with
+every setting given, that meet on loopback through torch's launcher, gloo on the CPU; then a node
+that never comes.
 
 A loopback master is how several nodes share one machine; the ports are picked free at test
 time. nccl cannot run here (no GPU): its paths are covered by the launcher's arguments only."""
@@ -18,7 +19,7 @@ pytest.importorskip("torch", reason="needs torch: install the CPU build (see REA
 
 from cnnsetup.i18n import using_language
 from cnnsetup.machine import ddp
-from cnnsetup.machine.ddp import Cluster, resolve_cluster, run_ddp
+from cnnsetup.machine.ddp import Cluster, run_ddp
 from reference_net.smoke import SMOKE
 from tests.conftest import REPO_ROOT
 
@@ -42,24 +43,26 @@ def in_parallel(*calls):
     return results
 
 
-def verify_node(rank: int, port: int, *extra: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    env.pop("LANGUAGE", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "cnnsetup", "verify", "--device", "cpu", "--ddp", "1",
-         "--nnodes", "2", "--node-rank", str(rank), "--master-addr", "127.0.0.1",
-         "--master-port", str(port), "--rdzv-timeout", "240", "--timeout", "600", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env)
+# A Slurm job of two nodes on this machine: node 0 is localhost, node 1 is 127.0.0.1.
+SLURM_JOB = {"SLURM_JOB_ID": "77", "SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "localhost,127.0.0.1",
+             "SLURM_NTASKS_PER_NODE": "1"}
 
 
-def test_two_nodes_on_loopback_train_in_step_and_measure_the_link():
-    # Node rank 1 is `cnnsetup verify` as a user runs it (its JSON report); the master is the
-    # same launch through the library (its table as verify prints it), so that one node, not
-    # two, spends the time of the single-device proof before the job meets.
+def test_two_nodes_of_a_slurm_job_on_loopback_train_in_step_and_measure_the_link():
+    # Node rank 1 is `cnnsetup verify` as a user runs it under Slurm: the node count, its rank
+    # and the master come from Slurm's variables (the port only because the test picks a free
+    # one). The master is the same launch through the library with every setting given, its
+    # table as verify prints it: one node, not two, spends the time of the single-device proof
+    # before the job meets.
     port = ddp.free_port()
-    master = Cluster(nnodes=2, node_rank=0, master_addr="127.0.0.1", master_port=port,
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), SLURM_NODEID="1", **SLURM_JOB)
+    env.pop("LANGUAGE", None)
+    other = subprocess.Popen(
+        [sys.executable, "-m", "cnnsetup", "verify", "--device", "cpu", "--ddp", "1",
+         "--master-port", str(port), "--rdzv-timeout", "240", "--timeout", "600", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env)
+    master = Cluster(nnodes=2, node_rank=0, master_addr="localhost", master_port=port,
                      rdzv_timeout=240)
-    other = verify_node(1, port, "--json")
     out = run_ddp(1, cluster=master, timeout_s=LIMIT_S)  # while the other node runs
     report_text, other_err = other.communicate(timeout=LIMIT_S)
     assert out.ok, (out.error, out.stderr_tail)
@@ -68,8 +71,10 @@ def test_two_nodes_on_loopback_train_in_step_and_measure_the_link():
     job = report["ddp"]
     assert report["ok"] is True and job["ok"] is True
     assert (job["nnodes"], job["node_rank"], job["world_size"]) == (2, 1, 2)
-    assert job["identical_weights"] is True and job["master"] == f"127.0.0.1:{port}"
-    assert job["backend"] == "gloo" and job["slurm"] is None
+    assert job["identical_weights"] is True and job["master"] == f"localhost:{port}"
+    assert job["backend"] == "gloo" and job["rendezvous"] == "static"
+    assert job["slurm"]["SLURM_NODEID"] == "1"
+    assert job["slurm"]["SLURM_JOB_NODELIST"] == "localhost,127.0.0.1"
     # The whole job, and this node's own part of it.
     assert sorted(r["node_rank"] for r in job["ranks"]) == [0, 1]
     assert job["node"]["node_rank"] == 1 and job["node"]["ranks"] == [1]
@@ -82,11 +87,13 @@ def test_two_nodes_on_loopback_train_in_step_and_measure_the_link():
     assert ddp_run["ok"] is True
     # Both nodes measured the same sweep together; the master's table shows the job, its own
     # node and the bandwidth.
-    assert out.node_rank == 0 and out.node["ranks"] == [0]
+    assert (out.nnodes, out.node_rank, out.world_size, out.slurm) == (2, 0, 2, None)
+    assert out.master == f"localhost:{port}" and out.node["ranks"] == [0]
+    assert out.replicas_identical is True and out.val_accuracy == job["val_accuracy"]
     assert [r["bytes"] for r in out.bandwidth] == [r["bytes"] for r in rows]
     with using_language("en"):
         text = ddp.render_ddp(out)
-    assert "2 node(s), 2 process(es) in all" in text and f"127.0.0.1:{port}" in text
+    assert "2 node(s), 2 process(es) in all" in text and f"localhost:{port}" in text
     assert "node rank 0" in text and "busbw GB/s" in text and "1 MiB" in text
     assert "identical weights" in text
 
@@ -113,26 +120,6 @@ def test_a_node_that_never_comes_is_named_on_the_one_that_waited():
     assert not joined_alone.ok and not joined_alone.timed_out, joined_alone.stderr_tail
     assert joined_alone.error_kind == ddp.NODE_MISSING, joined_alone.error
     assert "did not gather 2 nodes within 3 s" in joined_alone.error
-
-
-def test_a_slurm_job_of_two_nodes_needs_no_options():
-    port = ddp.free_port()
-
-    def node(node_id: int):
-        env = {"SLURM_JOB_ID": "77", "SLURM_NNODES": "2", "SLURM_NODEID": str(node_id),
-               "SLURM_JOB_NODELIST": "localhost,127.0.0.1", "SLURM_NTASKS_PER_NODE": "1",
-               "PATH": os.environ.get("PATH", "")}
-        cluster = resolve_cluster(ddp=1, master_port=port, rdzv_timeout=240, env=env)
-        return run_ddp(1, cluster=cluster, epochs=1, timeout_s=LIMIT_S, bench_seconds=0.2)
-
-    first, second = in_parallel(lambda: node(0), lambda: node(1))
-    for node_id, out in enumerate((first, second)):
-        assert out.replicas_identical is True, (out.error, out.stderr_tail)
-        assert out.error_kind in (None, ddp.BELOW_TARGET)  # one epoch: the figures, not the goal
-        assert (out.world_size, out.nnodes, out.node_rank) == (2, 2, node_id)
-        assert out.master == f"localhost:{port}" and out.slurm["SLURM_NODEID"] == str(node_id)
-        assert out.slurm["SLURM_JOB_NODELIST"] == "localhost,127.0.0.1"
-        assert out.bandwidth and out.bandwidth[0]["bytes"] == 1 << 20
 
 
 def test_bus_bandwidth_is_nccl_tests_all_reduce_factor():
