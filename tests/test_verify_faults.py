@@ -225,7 +225,7 @@ def _proof(folder: Path) -> dict:
 # two at a time (one torch thread each); the copy applies the same patch the injector would,
 # runs the proof, and reports.
 FORKING_RUNNER = r"""
-import collections, json, os, sys, textwrap
+import collections, json, os, sys, textwrap, traceback
 import torch
 from cnnsetup.machine.proof import run_proof
 from cnnsetup.machine.verify_tasks import warm_optimizers, _warming
@@ -249,6 +249,8 @@ def start(name, body):
             checks = run_proof("cpu")
             with os.fdopen(write_end, "w") as out:
                 out.write(json.dumps(checks))
+        except BaseException:  # no answer for this fault; the reason on stderr
+            traceback.print_exc()
         finally:
             os._exit(0)
     os.close(write_end)
@@ -296,8 +298,9 @@ def proofs(tmp_path_factory) -> dict:
                                   text=True, input=json.dumps(bodies), env=_env(root),
                                   timeout=600)
             assert done.returncode == 0, done.stderr[-3000:]
-            forked = {f: {c["op"]: c for c in checks}
-                      for f, checks in json.loads(done.stdout.splitlines()[-1]).items()}
+            answers = json.loads(done.stdout.splitlines()[-1])
+            assert None not in answers.values(), (answers, done.stderr[-3000:])
+            forked = {f: {c["op"]: c for c in checks} for f, checks in answers.items()}
         injected = dict(zip(folders, workers))
     if HEALTHY not in forked:
         healthy = root / HEALTHY
