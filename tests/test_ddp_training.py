@@ -1,7 +1,9 @@
 """Real distributed training on the CPU: torch's launcher, gloo, N processes on this machine.
 
 Each test starts real processes that import torch (a few seconds each on two cores); the checker's
-own failures are provoked through the training program's self-test switches."""
+own failures are provoked through the training program's self-test switches. The whole passing run
+over two processes is `cnnsetup verify --ddp 2` in test_verify; the check for too few GPUs runs in
+this process (there is no GPU here to start processes for)."""
 
 from __future__ import annotations
 
