@@ -51,6 +51,28 @@ def empty_index(monkeypatch):
     server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def _collected() -> list:
+    return []
+
+
+@pytest.fixture(autouse=True)
+def facts_once(_collected, monkeypatch):
+    """The torch step looks at this machine (a worker that imports torch) once for this file:
+    the facts are the same for every test here, and each test decides what this torch counts
+    as through `findings.evaluate`."""
+    from cnnsetup.machine import facts
+
+    real = facts.collect
+
+    def collect(*args, **kwargs):
+        if not _collected:
+            _collected.append(real(*args, **kwargs))
+        return _collected[0]
+
+    monkeypatch.setattr(facts, "collect", collect)
+
+
 @dataclass
 class _Rec:
     commands: list[str]
