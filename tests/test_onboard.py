@@ -22,6 +22,7 @@ import pytest
 
 from cnnsetup.classroom import onboard as onboard_module
 from cnnsetup.mirror import condarc_file, speedtest
+from tests import report_helpers as rh
 from tests.conda_helpers import calls, make_install
 from tests.conftest import REPO_ROOT, run_cnnsetup
 from tests.machine_helpers import write_fake_torch
@@ -105,7 +106,8 @@ def first_day(_days, tmp_path, invoke):
             monkeypatch.setattr(facts_module, "collect", collect)
             server, room = _open_classroom(root, monkeypatch)
             try:
-                result = invoke("onboard", "--yes", "--report", str(room["report"]))
+                result = invoke("onboard", "--yes", "--student", "  陈七 2023011234 ",
+                                "--report", str(room["report"]))
             finally:
                 server.shutdown()
         condarc = home / ".condarc"
@@ -149,6 +151,26 @@ def test_onboard_end_to_end_switches_verifies_and_writes_the_report(first_day):
     assert report["training"][0]["val_accuracy"] >= 0.99
     assert first_day["verified"].ok and first_day["verified"].training  # trained here, for real
     assert str(first_day["report"]) in result.stdout
+
+
+def test_the_trained_report_reaches_the_class_table_under_its_student(first_day, tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "chen.json").write_bytes(first_day["report"].read_bytes())
+    # Someone else on the same lab account, without a name: a machine of its own.
+    written = json.loads(first_day["report"].read_text(encoding="utf-8"))
+    keys = list(written)
+    assert written["student"] == "陈七 2023011234" and keys[keys.index("user") + 1] == "student"
+    rh.write_report(folder, "other.json", rh.info_only(host=written["host"], user=written["user"]))
+    done = run_cnnsetup("report", str(folder), "--json")
+    assert done.returncode == 0, done.stderr
+    machines = json.loads(done.stdout)["machines"]
+    assert [(m["student"], m["state"]) for m in machines] == [
+        ("陈七 2023011234", "pass"), (None, "untested")]
+    assert machines[0]["devices_trained"] == ["cpu"] and machines[0]["val_accuracy"] >= 0.9
+    text = run_cnnsetup("report", str(folder), env={"NO_COLOR": "1"}).stdout
+    assert "1 pass, 0 fail, 1 untested" in text
+    assert any(line.startswith("陈七 2023011234  ") for line in text.splitlines())
 
 
 def test_an_interrupted_onboard_resumes_without_redoing_the_mirror(invoke, classroom, monkeypatch,
@@ -221,6 +243,13 @@ def test_an_unknown_mirror_is_a_usage_error(invoke):
     result = invoke("onboard", "--mirror", "nowhere")
     assert result.exit_code == 2
     assert "tsinghua" in result.stderr
+
+
+def test_a_student_that_can_never_be_a_name_is_a_usage_error_before_anything_runs(invoke, tmp_path):
+    result = invoke("onboard", "--yes", "--student", "x" * 200, "--report", str(tmp_path / "r.json"))
+    assert result.exit_code == 2
+    assert "--student" in result.stderr and "at most 100 characters" in result.stderr
+    assert "Step 1/4" not in result.stdout and not (tmp_path / "r.json").exists()
 
 
 def test_a_torch_that_fails_to_import_is_named_with_its_fix_and_fails(tmp_path):

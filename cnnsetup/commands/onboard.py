@@ -9,6 +9,7 @@ from typing import Optional
 import click
 
 from cnnsetup.commands.base import command, option
+from cnnsetup.commands.report import _clean_student as clean_student_option
 from cnnsetup.i18n import N_, _
 from cnnsetup.mirror import registry
 from cnnsetup.render import ProgressLine, echo, style
@@ -33,7 +34,7 @@ STEP_VERDICTS = {"done": ("PASS", "green"), "already-done": ("PASS", "green"),
 @option("--install-torch", is_flag=True,
         help=N_("Install the right torch build for this machine if it is missing or wrong."))
 @option("--yes", "-y", is_flag=True, help=N_("Do not ask before changing configuration files."))
-@option("--student", default=None, metavar="TEXT",
+@option("--student", default=None, metavar="TEXT", callback=clean_student_option,
         help=N_("Your name or student number, written into the report (asked once on a "
                 "terminal, then remembered)."))
 @option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -109,7 +110,10 @@ def _confirm(question: str) -> bool:
 
 
 def _ask(question: str) -> str:
-    return click.prompt("  " + question, default="", show_default=False)
+    """Ask for the student: text that can never be a name (too long, control characters) is
+    refused as --student refuses it, and asked again."""
+    return click.prompt("  " + question, default="", show_default=False,
+                        value_proc=lambda text: clean_student_option(None, None, text) or "")
 
 
 def _is_terminal(stream) -> bool:
