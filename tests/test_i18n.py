@@ -91,6 +91,7 @@ CHINESE_COMMANDS = [
     ["mirror", "restore"],
     ["mirror", "status"],
     ["mirror", "test", "--timeout", "0.5"],
+    ["mirror", "test", "--url", "http://127.0.0.1:9/mirror", "--timeout", "0.5"],
     ["info"],
     ["torch-command"],
     ["torch-command", "--cuda", "12.8", "--mirror", "aliyun"],
@@ -116,7 +117,7 @@ LANG_OPTION_COMMANDS = [
     ["mirror", "--url", "http://127.0.0.1:9/mirror", "--dry-run"],
     ["mirror", "restore"],
     ["mirror", "status"],
-    ["mirror", "test", "--timeout", "0.5"],
+    ["mirror", "test", "--url", "http://127.0.0.1:9/mirror", "--timeout", "0.5"],  # loopback only
     ["info"],
     ["torch-command"],
     ["explain", "--input", "10x10x1", "--kernel", "3", "--stride", "2"],
