@@ -166,7 +166,7 @@ def test_every_command_is_shown_in_chinese_both_ways():
         seen = set()
         for args in commands:
             words = [a for a in args if not a.startswith("-")]
-            if words and words[0] == "mirror" and "--url" in args:
+            if args[:2] == ["mirror", "--url"]:
                 seen.add(("mirror", "by-url"))  # `mirror --url BASE`
             elif words and words[0] == "mirror" and len(words) > 1:
                 seen.add(("mirror", words[1] if words[1] in names else "NAME"))
