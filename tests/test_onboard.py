@@ -78,7 +78,8 @@ def first_day(_days, tmp_path, invoke):
     """The one real first day of this file: `onboard --yes` in a classroom and a home of its
     own (not the asking test's), with the real proof: the reference CNN trained on the CPU.
     Run by the first test that needs it; what it printed, wrote and proved is kept:
-    {"result", "home", "log", "report", "condarc", "conda_calls", "verified", "torch_facts"}."""
+    {"result", "report" (its path), "report_text", "condarc", "conda_calls", "verified",
+    "torch_facts", ...}."""
     if "day" not in _days:
         from cnnsetup.machine import facts as facts_module
         from cnnsetup.machine import verify as verify_module
@@ -102,6 +103,7 @@ def first_day(_days, tmp_path, invoke):
             for name in ("HOME", "USERPROFILE"):
                 monkeypatch.setenv(name, str(home))
             monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+            monkeypatch.setenv("CONDARC", str(root / "no-such-condarc" / ".condarc"))
             monkeypatch.setattr(verify_module, "run_verify", run_verify)
             monkeypatch.setattr(facts_module, "collect", collect)
             server, room = _open_classroom(root, monkeypatch)
@@ -113,7 +115,9 @@ def first_day(_days, tmp_path, invoke):
         condarc = home / ".condarc"
         _days["day"] = {**room, **seen, "result": result, "home": home,
                         "condarc": condarc.read_text(encoding="utf-8") if condarc.exists() else None,
-                        "conda_calls": calls(room["log"])}
+                        "conda_calls": calls(room["log"]),
+                        "report_text": room["report"].read_text(encoding="utf-8")
+                        if room["report"].exists() else None}
     return _days["day"]
 
 
@@ -123,6 +127,8 @@ def proved_once(first_day, monkeypatch):
     on this same interpreter: the facts about torch, then the trained network's proof."""
     from cnnsetup.machine import facts as facts_module
     from cnnsetup.machine import verify as verify_module
+
+    assert "verified" in first_day, first_day["result"].output  # the day reached its proof
 
     def run_verify(options, **kwargs):
         assert options == verify_module.VerifyOptions()  # what onboard asks for, every time
@@ -143,7 +149,7 @@ def test_onboard_end_to_end_switches_verifies_and_writes_the_report(first_day):
     # The channel URLs conda answered with after the switch, one per line.
     urls = result.stdout.split("Channel URLs conda uses now (conda info --json):")[1]
     assert "    https://mirror.nju.edu.cn/anaconda/pkgs/main/" in urls.split("Step 2/4")[0]
-    report = json.loads(first_day["report"].read_text(encoding="utf-8"))
+    report = json.loads(first_day["report_text"])
     assert report["kind"] == "onboard" and report["ok"] is True
     assert report["mirror"] == {"conda": "nju", "pip": "nju"}
     assert [s["name"] for s in report["onboard"]["steps"]] == ["mirror", "torch", "verify", "report"]
@@ -156,9 +162,9 @@ def test_onboard_end_to_end_switches_verifies_and_writes_the_report(first_day):
 def test_the_trained_report_reaches_the_class_table_under_its_student(first_day, tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
-    (folder / "chen.json").write_bytes(first_day["report"].read_bytes())
+    (folder / "chen.json").write_text(first_day["report_text"], encoding="utf-8")
     # Someone else on the same lab account, without a name: a machine of its own.
-    written = json.loads(first_day["report"].read_text(encoding="utf-8"))
+    written = json.loads(first_day["report_text"])
     keys = list(written)
     assert written["student"] == "陈七 2023011234" and keys[keys.index("user") + 1] == "student"
     rh.write_report(folder, "other.json", rh.info_only(host=written["host"], user=written["user"]))
