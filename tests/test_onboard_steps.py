@@ -284,3 +284,12 @@ def test_a_typed_student_that_can_never_be_a_name_is_asked_again(monkeypatch, ca
     assert _ask("Your name or student number") == "Li Lei 2023011234"
     out = capsys.readouterr().out
     assert out.count("Your name or student number") == 2 and "at most 100 characters" in out
+
+
+def test_an_empty_student_option_still_forgets_the_remembered_one(isolated_home):
+    from cnnsetup.commands.onboard import _checked_student
+
+    assert _checked_student(None) is None and _checked_student("  ") == ""
+    state = {"student": "Li Lei"}
+    options = onboard_module.OnboardOptions(student=_checked_student(""))
+    assert onboard_module._student(options, state, None) is None
