@@ -34,7 +34,8 @@ STEP_VERDICTS = {"done": ("PASS", "green"), "already-done": ("PASS", "green"),
 @option("--install-torch", is_flag=True,
         help=N_("Install the right torch build for this machine if it is missing or wrong."))
 @option("--yes", "-y", is_flag=True, help=N_("Do not ask before changing configuration files."))
-@option("--student", default=None, metavar="TEXT", callback=clean_student_option,
+@option("--student", default=None, metavar="TEXT",
+        callback=lambda _ctx, _param, value: _checked_student(value),
         help=N_("Your name or student number, written into the report (asked once on a "
                 "terminal, then remembered)."))
 @option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -109,11 +110,20 @@ def _confirm(question: str) -> bool:
     return click.confirm("  " + question, default=True)
 
 
+def _checked_student(value: Optional[str]) -> Optional[str]:
+    """The student as `verify --student` stores it; "" (given, but empty: no name, which
+    forgets one remembered from an earlier run) stays "". Raises click.BadParameter for text
+    that can never be a name (too long, control characters)."""
+    if value is None:
+        return None
+    return clean_student_option(None, None, value) or ""
+
+
 def _ask(question: str) -> str:
-    """Ask for the student: text that can never be a name (too long, control characters) is
-    refused as --student refuses it, and asked again."""
+    """Ask for the student: text that can never be a name is refused as --student refuses it,
+    and asked again."""
     return click.prompt("  " + question, default="", show_default=False,
-                        value_proc=lambda text: clean_student_option(None, None, text) or "")
+                        value_proc=_checked_student)
 
 
 def _is_terminal(stream) -> bool:
