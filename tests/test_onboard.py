@@ -114,7 +114,8 @@ def first_day(_days, tmp_path, invoke):
                 server.shutdown()
         condarc = home / ".condarc"
         _days["day"] = {**room, **seen, "result": result, "home": home,
-                        "condarc": condarc.read_text(encoding="utf-8") if condarc.exists() else None,
+                        "condarc": condarc.read_text(encoding="utf-8")
+                        if condarc.exists() else None,
                         "conda_calls": calls(room["log"]),
                         "report_text": room["report"].read_text(encoding="utf-8")
                         if room["report"].exists() else None}
@@ -252,7 +253,8 @@ def test_an_unknown_mirror_is_a_usage_error(invoke):
 
 
 def test_a_student_that_can_never_be_a_name_is_a_usage_error_before_anything_runs(invoke, tmp_path):
-    result = invoke("onboard", "--yes", "--student", "x" * 200, "--report", str(tmp_path / "r.json"))
+    result = invoke("onboard", "--yes", "--student", "x" * 200,
+                    "--report", str(tmp_path / "r.json"))
     assert result.exit_code == 2
     assert "--student" in result.stderr and "at most 100 characters" in result.stderr
     assert "Step 1/4" not in result.stdout and not (tmp_path / "r.json").exists()
