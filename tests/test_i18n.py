@@ -77,11 +77,13 @@ def test_usage_errors_are_translated_too():
     assert "Unknown mirror" not in done.stderr
 
 
+# Every command, and the message paths the Chinese check walks: all of them under LANG.
 CHINESE_COMMANDS = [
     ["--help"],
     ["mirror", "--help"],
     ["mirror", "list"],
     ["mirror", "tsinghua", "--dry-run"],
+    ["mirror", "--url", "http://127.0.0.1:9/mirror", "--dry-run"],
     ["mirror", "tsinghua", "--no-clean"],
     ["mirror", "tsinghua", "--no-clean"],
     ["mirror", "official", "--no-clean"],
@@ -89,6 +91,7 @@ CHINESE_COMMANDS = [
     ["mirror", "restore"],
     ["mirror", "status"],
     ["mirror", "test", "--timeout", "0.5"],
+    ["mirror", "test", "--url", "http://127.0.0.1:9/mirror", "--timeout", "0.5"],
     ["info"],
     ["torch-command"],
     ["torch-command", "--cuda", "12.8", "--mirror", "aliyun"],
@@ -96,28 +99,83 @@ CHINESE_COMMANDS = [
     ["explain", "--input", "5x5x3", "--kernel", "3", "--stride", "2", "--pad", "1", "--filters", "2"],
     ["explain", "--input", "10x10x1", "--kernel", "3", "--stride", "2"],
     ["explain", "--input", "4x4x1", "--pool", "max", "--kernel", "2"],
-    ["verify", "--device", "cpu", "--report", "{tmp}/me.json"],
-    ["report", "{tmp}"],
+    # No CUDA here: verify's own words for a device that fails, its report written. Its words
+    # for a pass (the table of a training run) come with onboard's verify step below.
+    ["verify", "--device", "cuda", "--report", "{tmp}/me.json"],
+    ["report", "{tmp}"],  # a machine that failed, and onboard's that passed
     ["onboard", "--mirror", "tsinghua", "--report", "{tmp}/onboard.json"],
 ]
+
+# --lang is read by the root group, before the command runs: under it every command runs once
+# (each of mirror's too), to show that the choice reaches the command's own words, and verify
+# trains, for the words of a pass shown by verify itself and the class table of a machine that
+# passed. Together with the list above, every message path is walked in Chinese.
+LANG_OPTION_COMMANDS = [
+    ["--help"],
+    ["mirror", "list"],
+    ["mirror", "tsinghua", "--dry-run"],
+    ["mirror", "--url", "http://127.0.0.1:9/mirror", "--dry-run"],
+    ["mirror", "restore"],
+    ["mirror", "status"],
+    ["mirror", "test", "--url", "http://127.0.0.1:9/mirror", "--timeout", "0.5"],  # loopback only
+    ["info"],
+    ["torch-command"],
+    ["explain", "--input", "10x10x1", "--kernel", "3", "--stride", "2"],
+    ["verify", "--device", "cpu", "--report", "{tmp}/me.json"],
+    ["report", "{tmp}"],
+    ["onboard", "--mirror", "nowhere"],  # its own refusal, before any step
+]
+
+
+def _holds_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 @pytest.mark.parametrize("how", ["LANG", "--lang"])
 def test_chinese_output_holds_no_untranslated_message(how, tmp_path):
     env = {"CNNSETUP_I18N_CHECK": "1"}
     prefix: list[str] = []
+    commands = CHINESE_COMMANDS
     if how == "LANG":
         env["LANG"] = "zh_CN.UTF-8"
     else:
-        prefix = ["--lang", "zh"]
-    for args in CHINESE_COMMANDS:
-        if how == "--lang" and args[0] == "onboard":
-            continue  # its words are checked under LANG; here it would only train once more
+        prefix, commands = ["--lang", "zh"], LANG_OPTION_COMMANDS
+    for args in commands:
         args = [a.replace("{tmp}", str(tmp_path)) for a in args]
         done = run_cnnsetup(*prefix, *args, env=env)
         output = done.stdout + done.stderr
         assert UNTRANSLATED_MARK not in output, (args, output)
         assert "Traceback" not in output, (args, output)
+        assert _holds_chinese(output), (args, output)  # the choice reached this command
+
+
+def test_every_command_is_shown_in_chinese_both_ways():
+    """Both lists name every command, and each of mirror's."""
+    import click
+
+    from cnnsetup.cli import cli
+
+    context = click.Context(cli)
+    mirror = cli.get_command(context, "mirror")
+    names = mirror.list_commands(click.Context(mirror, parent=context))
+    # `mirror auto` probes the real mirrors: its words are `mirror NAME`'s and `mirror test`'s.
+    every = {(name,) for name in cli.list_commands(context)} | {
+        ("mirror", name) for name in names if name != "auto"} | {("mirror", "NAME")}
+
+    def named(commands):
+        seen = set()
+        for args in commands:
+            words = [a for a in args if not a.startswith("-")]
+            if args[:2] == ["mirror", "--url"]:
+                seen.add(("mirror", "by-url"))  # `mirror --url BASE`
+            elif words and words[0] == "mirror" and len(words) > 1:
+                seen.add(("mirror", words[1] if words[1] in names else "NAME"))
+            if words:
+                seen.add((words[0],))
+        return seen
+
+    assert every <= named(CHINESE_COMMANDS), every - named(CHINESE_COMMANDS)
+    assert every <= named(LANG_OPTION_COMMANDS), every - named(LANG_OPTION_COMMANDS)
 
 
 @pytest.mark.parametrize("encoding", ["gbk", "ascii"])

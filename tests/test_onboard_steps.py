@@ -1,8 +1,8 @@
 """onboard's steps one by one, without the training run: a torch install that fails (real pip
 against a package index on 127.0.0.1) stops the day with the command, its last lines and the
 fix through the chosen mirror; the build is offered at a terminal and nothing runs without
-one; a half-finished install is repaired on the next run; the student is asked once; a closed
-stdout saves the progress."""
+one; a half-finished install is repaired on the next run; the student is asked once (again
+only for text that can never be a name); a closed stdout saves the progress."""
 
 from __future__ import annotations
 
@@ -49,6 +49,28 @@ def empty_index(monkeypatch):
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     yield f"http://127.0.0.1:{server.server_address[1]}/simple"
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def _collected() -> list:
+    return []
+
+
+@pytest.fixture(autouse=True)
+def facts_once(_collected, monkeypatch):
+    """The torch step looks at this machine (a worker that imports torch) once for this file:
+    the facts are the same for every test here, and each test decides what this torch counts
+    as through `findings.evaluate`."""
+    from cnnsetup.machine import facts
+
+    real = facts.collect
+
+    def collect(*args, **kwargs):
+        if not _collected:
+            _collected.append(real(*args, **kwargs))
+        return _collected[0]
+
+    monkeypatch.setattr(facts, "collect", collect)
 
 
 @dataclass
@@ -251,3 +273,23 @@ def test_ctrl_c_at_a_question_says_what_was_finished_and_how_to_go_on(isolated_h
     assert "Finished: nothing yet." in stopped.value.message
     assert "cnnsetup onboard" in stopped.value.hint
     assert onboard_module.state_path().is_file()
+
+
+def test_a_typed_student_that_can_never_be_a_name_is_asked_again(monkeypatch, capsys):
+    import io
+
+    from cnnsetup.commands.onboard import _ask
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("x" * 200 + "\n  Li  Lei 2023011234 \n"))
+    assert _ask("Your name or student number") == "Li Lei 2023011234"
+    out = capsys.readouterr().out
+    assert out.count("Your name or student number") == 2 and "at most 100 characters" in out
+
+
+def test_an_empty_student_option_still_forgets_the_remembered_one(isolated_home):
+    from cnnsetup.commands.onboard import _checked_student
+
+    assert _checked_student(None) is None and _checked_student("  ") == ""
+    state = {"student": "Li Lei"}
+    options = onboard_module.OnboardOptions(student=_checked_student(""))
+    assert onboard_module._student(options, state, None) is None

@@ -46,12 +46,18 @@ def test_a_bad_student_is_a_usage_error_before_anything_runs(tmp_path):
 
 
 def test_verify_student_reaches_the_class_report(tmp_path):
+    """A real `verify --student`, asked for CUDA: without an NVIDIA GPU (here) it fails after
+    torch's import, without training, and the student of a machine that fails is the one a
+    teaching assistant must find; with one, it trains there. A trained CPU report with its
+    student in the class table: tests/test_onboard.py."""
     pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
     folder = tmp_path / "class"
-    done = run_cnnsetup("verify", "--device", "cpu", "--student", "  陈七 2023011234 ",
+    done = run_cnnsetup("verify", "--device", "cuda", "--student", "  陈七 2023011234 ",
                         "--report", str(folder / "me.json"), timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
     written = json.loads((folder / "me.json").read_text(encoding="utf-8"))
+    state = "pass" if written["ok"] else "fail"
+    assert done.returncode == (0 if written["ok"] else 1), done.stdout + done.stderr
     keys = list(written)
     assert written["student"] == "陈七 2023011234" and keys[keys.index("user") + 1] == "student"
     # Someone else on the same lab account, without a name: a machine of its own.
@@ -60,9 +66,8 @@ def test_verify_student_reaches_the_class_report(tmp_path):
     done = run_cnnsetup("report", str(folder), "--json")
     assert done.returncode == 0, done.stderr
     machines = json.loads(done.stdout)["machines"]
-    assert [(m["student"], m["state"]) for m in machines] == [
-        ("陈七 2023011234", "pass"), (None, "untested")]
-    assert machines[0]["devices_trained"] == ["cpu"] and machines[0]["val_accuracy"] >= 0.9
+    assert sorted((m["student"] or "", m["state"]) for m in machines) == [
+        ("", "untested"), ("陈七 2023011234", state)]
     text = run_cnnsetup("report", str(folder), env={"NO_COLOR": "1"}).stdout
-    assert "1 pass, 0 fail, 1 untested" in text
+    assert f"{int(state == 'pass')} pass, {int(state == 'fail')} fail, 1 untested" in text
     assert any(line.startswith("陈七 2023011234  ") for line in text.splitlines())

@@ -29,7 +29,7 @@ import click
 from cnnsetup.errors import CnnsetupError, Interrupted, OutputClosed
 from cnnsetup.i18n import _
 from cnnsetup.render import silence_stdout
-from cnnsetup.report_schema import write_report
+from cnnsetup.report_schema import with_student, write_report
 from cnnsetup.mirror import condarc_file, registry
 
 # Failing findings that a (re)install of torch fixes.
@@ -216,7 +216,7 @@ def _run_steps(options, state, state_file, result, say, confirm, show_verify, on
     report = verified.to_json(mirror=current_mirrors(), kind="onboard")
     path = (options.report or Path.cwd() / default_report_name(report)).absolute()
     result.steps.append(Step("report", "done", str(path)))
-    report["student"] = student
+    report = with_student(report, student)  # right after `user`, as verify writes it
     report["onboard"] = {"steps": [s.to_json() for s in result.steps]}
     report["checks"] = list(report.get("checks") or []) + _onboard_checks(result.steps)
     write_report(report, path)

@@ -9,6 +9,7 @@ from typing import Optional
 import click
 
 from cnnsetup.commands.base import command, option
+from cnnsetup.commands.report import _clean_student as clean_student_option
 from cnnsetup.i18n import N_, _
 from cnnsetup.mirror import registry
 from cnnsetup.render import ProgressLine, echo, style
@@ -34,6 +35,7 @@ STEP_VERDICTS = {"done": ("PASS", "green"), "already-done": ("PASS", "green"),
         help=N_("Install the right torch build for this machine if it is missing or wrong."))
 @option("--yes", "-y", is_flag=True, help=N_("Do not ask before changing configuration files."))
 @option("--student", default=None, metavar="TEXT",
+        callback=lambda _ctx, _param, value: _checked_student(value),
         help=N_("Your name or student number, written into the report (asked once on a "
                 "terminal, then remembered)."))
 @option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -108,8 +110,20 @@ def _confirm(question: str) -> bool:
     return click.confirm("  " + question, default=True)
 
 
+def _checked_student(value: Optional[str]) -> Optional[str]:
+    """The student as `verify --student` stores it; "" (given, but empty: no name, which
+    forgets one remembered from an earlier run) stays "". Raises click.BadParameter for text
+    that can never be a name (too long, control characters)."""
+    if value is None:
+        return None
+    return clean_student_option(None, None, value) or ""
+
+
 def _ask(question: str) -> str:
-    return click.prompt("  " + question, default="", show_default=False)
+    """Ask for the student: text that can never be a name is refused as --student refuses it,
+    and asked again."""
+    return click.prompt("  " + question, default="", show_default=False,
+                        value_proc=_checked_student)
 
 
 def _is_terminal(stream) -> bool:
