@@ -3,13 +3,17 @@ the locale; output never crashes on a console that cannot show a character."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from cnnsetup import i18n
 from cnnsetup.i18n import UNTRANSLATED_MARK, language_from_environment
+from cnnsetup.mirror import registry
 from tests.conftest import REPO_ROOT, run_cnnsetup
 
 
@@ -90,8 +94,7 @@ CHINESE_COMMANDS = [
     ["mirror", "restore"],
     ["mirror", "restore"],
     ["mirror", "status"],
-    ["mirror", "test", "--timeout", "0.5"],
-    ["mirror", "test", "--url", "http://127.0.0.1:9/mirror", "--timeout", "0.5"],
+    ["mirror", "test", "--url", "http://127.0.0.1:9/mirror", "--timeout", "0.5"],  # loopback only
     ["info"],
     ["torch-command"],
     ["torch-command", "--cuda", "12.8", "--mirror", "aliyun"],
@@ -147,6 +150,40 @@ def test_chinese_output_holds_no_untranslated_message(how, tmp_path):
         assert UNTRANSLATED_MARK not in output, (args, output)
         assert "Traceback" not in output, (args, output)
         assert _holds_chinese(output), (args, output)  # the choice reached this command
+
+
+class _Answers(BaseHTTPRequestHandler):
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_ranking_of_every_mirror_is_chinese_too(invoke, monkeypatch):
+    """`mirror test` without --url probes every mirror's real address, which tests never reach:
+    here every mirror (upstream too) lives on loopback, one answering and the others refused."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    live, dead = f"http://127.0.0.1:{server.server_address[1]}", "http://127.0.0.1:9"
+    monkeypatch.setattr(registry, "MIRRORS", tuple(
+        dataclasses.replace(m, defaults_base=(live if m.name == "tsinghua" else dead)
+                            if m.defaults_base else None,
+                            cloud_base=(live if m.name == "tsinghua" else dead)
+                            if m.cloud_base else None)
+        for m in registry.MIRRORS))
+    monkeypatch.setenv("CNNSETUP_I18N_CHECK", "1")
+    try:
+        result = invoke("--lang", "zh", "mirror", "test", "--timeout", "2")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert "cnnsetup mirror tsinghua" in result.stdout
+    assert UNTRANSLATED_MARK not in result.output, result.output
+    assert _holds_chinese(result.output), result.output
 
 
 def test_every_command_is_shown_in_chinese_both_ways():
