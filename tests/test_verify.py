@@ -45,7 +45,7 @@ def test_a_device_asked_for_by_name_but_absent_fails_with_a_fix(tmp_path):
 
 
 def test_a_training_run_still_progressing_at_its_limit_is_too_slow_not_hung():
-    done = run_cnnsetup("verify", "--device", "cpu", "--epochs", "5000", "--timeout", "8",
+    done = run_cnnsetup("verify", "--device", "cpu", "--epochs", "5000", "--timeout", "12",
                         "--json", timeout=300)
     assert done.returncode == 1
     report = json.loads(done.stdout)
