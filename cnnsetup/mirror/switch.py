@@ -94,6 +94,7 @@ def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
     condarc_edit.validate(document, str(condarc))
     before = yaml_io.plain(document)
     shared = _shared_containers(document)
+    layout = splice.layout(markers.body, document)  # before the edit moves anything
     notes = condarc_edit.apply_mirror(document, mirror, windows=platform == "win32")
     expected = yaml_io.plain(document)
     _refuse_edits_through_aliases(before, expected, shared, condarc)
@@ -102,10 +103,11 @@ def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
         # Nothing to change: not a byte moves (not even mixed line endings).
         return Plan(current, current.text, current.raw, expected, notes.warnings, kept)
     # Only the keys whose value changed are rewritten; every other line keeps its bytes.
-    body = splice.splice(markers.body, document) or yaml_io.dump(document)
+    spliced = splice.splice(markers.body, document, layout)  # checked: reads back as `document`
+    body = spliced or yaml_io.dump(document)
     new_text = markers.header + body + markers.trailer
     plan = Plan(current, new_text, current.encode(new_text), expected, notes.warnings, kept)
-    _check_rendered(plan)
+    _check_rendered(plan, read_back=spliced)
     return plan
 
 
@@ -211,15 +213,18 @@ def _refuse_edits_through_aliases(before: dict, after: dict, shared: dict[int, l
     ).format(path=condarc, other=other, edited=edited, alias=alias))
 
 
-def _check_rendered(plan: Plan) -> None:
+def _check_rendered(plan: Plan, read_back: Optional[str] = None) -> None:
     """The new bytes must decode and parse back to the intended settings before they are
-    written; otherwise nothing is written."""
+    written; otherwise nothing is written. `read_back`: a body already parsed and found to
+    read back as `plan.expected` (splice checks its result); when the bytes decode to that
+    very body, parsing it once more would prove nothing (parsing is deterministic)."""
     path = plan.current.path
     try:
         text = plan.new_bytes.decode(plan.current.encoding).replace("\r\n", "\n")
         markers = yaml_io.split_markers(text, source=str(path))
         problem = None
-        if yaml_io.plain(yaml_io.load(markers.body, source=str(path))) != plan.expected:
+        if markers.body != read_back and \
+                yaml_io.plain(yaml_io.load(markers.body, source=str(path))) != plan.expected:
             problem = _("the file does not read back as intended")
     except (UnicodeError, CnnsetupError) as error:
         problem = str(error)
