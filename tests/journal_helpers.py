@@ -3,6 +3,7 @@ interrupted at its N-th file operation (SignalServer), and check what is left.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -138,9 +139,18 @@ TEMP_NAME = re.compile(r"\.[a-z0-9_]{8}\.tmp$")
 
 
 def disk_state(home: Path) -> tuple:
-    """The .condarc and cnnsetup's files beside it (temp files by their name less the random
-    part), with their bytes: everything the next run's recovery reads."""
-    return tuple(sorted((TEMP_NAME.sub(".*.tmp", p.name), p.read_bytes())
+    """The .condarc and cnnsetup's files beside it with their bytes: everything the next run's
+    recovery reads. Temp files go by their name less the random part, and the record without
+    its `created` time stamp (which only a message shows), so equal states compare equal."""
+    def content(path: Path) -> bytes:
+        data = path.read_bytes()
+        if path.name.endswith(".cnnsetup-backup.json"):
+            with contextlib.suppress(ValueError, AttributeError):
+                record = json.loads(data)
+                record.pop("created")
+                return json.dumps(record, sort_keys=True).encode()
+        return data
+    return tuple(sorted((TEMP_NAME.sub(".*.tmp", p.name), content(p))
                         for p in home.iterdir() if p.name.startswith(".condarc")))
 
 

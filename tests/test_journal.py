@@ -146,7 +146,9 @@ def test_a_signal_at_any_moment_never_loses_the_original(scenario, signal_number
     """A real signal (kill -9, or SIGINT as Ctrl-C sends it) right before each file operation
     of the command in turn, N = 1, 2, ... until the command finishes first: every disk state
     a signal at any moment can leave (see journal_helpers.SERVER_PROGRAM). Each state is shown
-    recoverable (assert_recoverable) the first time it is seen: recovery reads only the files."""
+    recoverable (assert_recoverable) the first time it is seen: recovery reads only the files.
+    SIGINT is deferred while a step runs: it leaves the files as they were before the command
+    or as the whole command leaves them, never in between."""
     condarc = isolated_home / ".condarc"
     tsinghua = switched_bytes(invoke, isolated_home, "tsinghua", ORIGINAL)
     before, crashing = SCENARIOS[scenario]
@@ -154,6 +156,9 @@ def test_a_signal_at_any_moment_never_loses_the_original(scenario, signal_number
     for args in before:
         assert invoke(*args).exit_code == 0
     start = files_beside(condarc)  # the commands before, run once: their files, put back each time
+    untouched = disk_state(isolated_home)
+    assert not server.run(crashing, 10**6, signal_number).fired
+    finished = disk_state(isolated_home)
     recoverable: set[tuple] = set()
     at = 1
     while True:
@@ -172,6 +177,7 @@ def test_a_signal_at_any_moment_never_loses_the_original(scenario, signal_number
                 assert condarc.read_bytes() == tsinghua
             if "restored to the original" in result.stderr:
                 assert condarc.read_bytes() == ORIGINAL
+            assert disk_state(isolated_home) in (untouched, finished), (at, result.stderr)
         state = disk_state(isolated_home)
         if state in recoverable:
             assert read_or_none(condarc) in (ORIGINAL, tsinghua)
