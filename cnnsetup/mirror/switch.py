@@ -107,8 +107,11 @@ def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
     spliced = splice.splice(markers.body, document, layout)
     if spliced is not None:
         plan = _rendered(current, markers, spliced, expected, notes.warnings, kept)
-        if _render_problem(plan) is None:
-            return plan
+        try:
+            if _render_problem(plan) is None:
+                return plan
+        except Exception:  # noqa: BLE001 - whatever fails to read back, the dump is checked next
+            pass
     plan = _rendered(current, markers, yaml_io.dump(document), expected, notes.warnings, kept)
     _check_rendered(plan)
     return plan
