@@ -135,7 +135,7 @@ def test_a_sigint_after_any_step_finishes_the_step_and_says_so(invoke, condarc, 
         step += 1
 
 
-# --- kill -9 and SIGINT right before every file operation ------------------------------------------
+# --- kill -9 and SIGINT right before every file operation -----------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGINT],
