@@ -7,7 +7,14 @@ Also: how long a switch (in this process, imports done) takes on large files: th
 .condarc collected (22 kB), one at cnnsetup's limit (MAX_CONDARC_BYTES), and 1 MB / 5 MB files,
 which must be refused (or switched) in under 1 s.
 
-Run: python benchmarks/bench_mirror_switch.py
+And the planning itself on real files: `make_plan` (read, parse, edit, render, check) for every
+.condarc of the test corpus (tests/data/corpus/condarc, ~100 files of 0.1-22 kB) to three
+mirrors, in this process: milliseconds per plan (median of 5 passes) and YAML parses per plan.
+Parsing with ruamel.yaml is most of a plan's time, so parses per plan is the figure that does
+not depend on how busy the machine is.
+
+Run: python benchmarks/bench_mirror_switch.py          (everything)
+     python benchmarks/bench_mirror_switch.py corpus   (the planning figures only)
 """
 
 from __future__ import annotations
@@ -57,7 +64,66 @@ def large_files() -> bool:
     return ok
 
 
+def corpus_plans(passes: int = 5) -> None:
+    """Print the median time per make_plan over the corpus, and parses per plan."""
+    import statistics
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from cnnsetup.errors import CnnsetupError
+    from cnnsetup.mirror import registry, yaml_io
+    from cnnsetup.mirror.switch import make_plan
+
+    corpus = sorted((Path(__file__).resolve().parent.parent / "tests" / "data" / "corpus"
+                     / "condarc").glob("*.condarc"))
+    parses = [0]
+    load = yaml_io.load
+
+    def counted(*args, **kwargs):
+        parses[0] += 1
+        return load(*args, **kwargs)
+
+    with tempfile.TemporaryDirectory() as folder:
+        files = []
+        for source in corpus:
+            path = Path(folder) / source.stem / ".condarc"
+            path.parent.mkdir()
+            path.write_bytes(source.read_bytes())
+            files.append(path)
+        mirrors = [registry.get(name) for name in ("tsinghua", "aliyun", "official")]
+
+        def one_pass() -> int:
+            plans = 0
+            for path in files:
+                for mirror in mirrors:
+                    try:
+                        make_plan(mirror, path, platform="linux")
+                    except CnnsetupError:
+                        pass  # a file conda refuses: refused, as it should be
+                    plans += 1
+            return plans
+
+        one_pass()  # warm-up
+        yaml_io.load = counted
+        try:
+            plans = one_pass()
+        finally:
+            yaml_io.load = load
+        times = []
+        for _ in range(passes):
+            started = time.perf_counter()
+            one_pass()
+            times.append((time.perf_counter() - started) / plans)
+    print(f"make_plan over the corpus ({len(files)} files x {len(mirrors)} mirrors = {plans} "
+          f"plans): {statistics.median(times) * 1000:.1f} ms per plan (median of {passes}), "
+          f"{parses[0] / plans:.2f} YAML parses per plan")
+
+
 def main() -> int:
+    if sys.argv[1:] == ["corpus"]:
+        corpus_plans()
+        return 0
+    corpus_plans()
     with tempfile.TemporaryDirectory() as home:
         (Path(home) / ".condarc").write_text(
             "# a typical student file\nchannels:\n  - defaults\nshow_channel_urls: true\n",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,10 +15,17 @@ from pathlib import Path
 import pytest
 
 from cnnsetup.mirror import condarc_file
-from tests.journal_helpers import (claimed_backup, leftovers, read_or_none, run_crashing,
-                                   start_cnnsetup)
+from tests.journal_helpers import (SignalServer, claimed_backup, disk_state, files_beside,
+                                   leftovers, put_back, read_or_none)
 
 ORIGINAL = b"# mine\nchannels:\n  - conda-forge\nssl_verify: true\n"
+
+
+@pytest.fixture
+def server(isolated_home, tmp_path):
+    """Runs cnnsetup in processes killed or interrupted at a chosen file operation."""
+    with SignalServer(tmp_path / "signal-server") as running:
+        yield running
 
 
 @pytest.fixture
@@ -75,7 +81,7 @@ SCENARIOS = {
 @pytest.mark.parametrize("had_file", [True, False], ids=["file", "no-file"])
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_a_kill_after_any_step_is_repaired_by_the_next_run(scenario, had_file, invoke,
-                                                           isolated_home):
+                                                           isolated_home, server):
     condarc = isolated_home / ".condarc"
     original = ORIGINAL if had_file else None
     tsinghua = switched_bytes(invoke, isolated_home, "tsinghua", original)
@@ -84,15 +90,17 @@ def test_a_kill_after_any_step_is_repaired_by_the_next_run(scenario, had_file, i
               "restore": [tsinghua, original],
               "switch-restore-switch": [original, tsinghua]}[scenario]
     before, crashing = SCENARIOS[scenario]
+    for path in [condarc] + [isolated_home / n for n in leftovers(isolated_home)]:
+        path.unlink(missing_ok=True)
+    if original is not None:
+        condarc.write_bytes(original)
+    for args in before:
+        assert invoke(*args).exit_code == 0
+    start = files_beside(condarc)  # the commands before, run once: their files, put back each time
     step = 1
     while True:
-        for path in [condarc] + [isolated_home / n for n in leftovers(isolated_home)]:
-            path.unlink(missing_ok=True)
-        if original is not None:
-            condarc.write_bytes(original)
-        for args in before:
-            assert invoke(*args).exit_code == 0
-        result = run_crashing(crashing, step)
+        put_back(condarc, start)
+        result = server.crash_after_step(crashing, step)
         if result.returncode != 137:  # ran to the end: every step has been a crash point
             assert result.returncode == 0, result.stderr
             assert step > 2
@@ -101,14 +109,15 @@ def test_a_kill_after_any_step_is_repaired_by_the_next_run(scenario, had_file, i
         step += 1
 
 
-def test_a_sigint_after_any_step_finishes_the_step_and_says_so(invoke, condarc):
+def test_a_sigint_after_any_step_finishes_the_step_and_says_so(invoke, condarc, server):
     tsinghua = switched_bytes(invoke, condarc.parent, "tsinghua", ORIGINAL)
     step = 1
     while True:
         for name in leftovers(condarc.parent):
             (condarc.parent / name).unlink()
         condarc.write_bytes(ORIGINAL)
-        result = run_crashing(["mirror", "tsinghua", "--no-clean"], step, mode="sigint")
+        result = server.crash_after_step(["mirror", "tsinghua", "--no-clean"], step,
+                                         mode="sigint")
         if result.returncode == 0:
             break
         assert result.returncode == 130, result.stderr
@@ -126,47 +135,56 @@ def test_a_sigint_after_any_step_finishes_the_step_and_says_so(invoke, condarc):
         step += 1
 
 
-# --- random kill -9 and SIGINT loops over real runs ------------------------------------------------
-
-ITERATIONS = int(os.environ.get("CNNSETUP_TEST_KILL_ITERATIONS", "15"))
-
-
-def _timed_run(args: list[str]) -> float:
-    started = time.monotonic()
-    process = start_cnnsetup(args)
-    process.communicate(timeout=120)
-    return time.monotonic() - started
-
+# --- kill -9 and SIGINT right before every file operation -----------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGINT],
                          ids=["kill-9", "sigint"])
 @pytest.mark.parametrize("scenario", ["switch", "restore", "switch-restore-switch"])
-def test_signals_at_random_moments_never_lose_the_original(scenario, signal_number, invoke,
-                                                           isolated_home):
+def test_a_signal_at_any_moment_never_loses_the_original(scenario, signal_number, invoke,
+                                                         isolated_home, server):
+    """A real signal (kill -9, or SIGINT as Ctrl-C sends it) right before each file operation
+    of the command in turn, N = 1, 2, ... until the command finishes first: every disk state
+    a signal at any moment can leave (see journal_helpers.SERVER_PROGRAM). Each state is shown
+    recoverable (assert_recoverable) the first time it is seen: recovery reads only the files.
+    SIGINT is deferred while a step runs: it leaves the files as they were before the command
+    or as the whole command leaves them, never in between."""
     condarc = isolated_home / ".condarc"
     tsinghua = switched_bytes(invoke, isolated_home, "tsinghua", ORIGINAL)
     before, crashing = SCENARIOS[scenario]
     condarc.write_bytes(ORIGINAL)
     for args in before:
-        invoke(*args)
-    duration = _timed_run(crashing)
-    rng = random.Random(1234 + signal_number)
-    for _ in range(ITERATIONS):
-        for path in [condarc] + [isolated_home / n for n in leftovers(isolated_home)]:
-            path.unlink(missing_ok=True)
-        condarc.write_bytes(ORIGINAL)
-        for args in before:
-            assert invoke(*args).exit_code == 0
-        process = start_cnnsetup(crashing)
-        time.sleep(rng.uniform(0.3, 1.0) * duration)
-        process.send_signal(signal_number)
-        _out, err = process.communicate(timeout=120)
-        if signal_number == signal.SIGINT and "was switched" in err:
-            assert condarc.read_bytes() == tsinghua
-        if signal_number == signal.SIGINT and "restored to the original" in err:
-            assert condarc.read_bytes() == ORIGINAL
-        assert_recoverable(invoke, condarc, ORIGINAL, [ORIGINAL, tsinghua])
+        assert invoke(*args).exit_code == 0
+    start = files_beside(condarc)  # the commands before, run once: their files, put back each time
+    untouched = disk_state(isolated_home)
+    assert not server.run(crashing, 10**6, signal_number).fired
+    finished = disk_state(isolated_home)
+    recoverable: set[tuple] = set()
+    at = 1
+    while True:
+        put_back(condarc, start)
+        result = server.run(crashing, at, signal_number)
+        if not result.fired:  # the command finished: every operation has had its signal
+            assert result.returncode == 0, result.stderr
+            assert at > 15, at  # the journal's steps are all in there
+            break
+        if signal_number == signal.SIGKILL:
+            assert result.returncode == -signal.SIGKILL
+        else:
+            assert result.returncode == 130, result.stderr
+            assert "Traceback" not in result.stderr
+            if "was switched" in result.stderr:
+                assert condarc.read_bytes() == tsinghua
+            if "restored to the original" in result.stderr:
+                assert condarc.read_bytes() == ORIGINAL
+            assert disk_state(isolated_home) in (untouched, finished), (at, result.stderr)
+        state = disk_state(isolated_home)
+        if state in recoverable:
+            assert read_or_none(condarc) in (ORIGINAL, tsinghua)
+        else:
+            assert_recoverable(invoke, condarc, ORIGINAL, [ORIGINAL, tsinghua])
+            recoverable.add(state)
+        at += 1
 
 
 # --- the numbered cases -----------------------------------------------------------------------
@@ -230,12 +248,12 @@ def test_a_full_disk_before_the_record_blocks_nothing_later(invoke, condarc, mon
     assert leftovers(condarc.parent) == []
 
 
-def test_a_kill_between_the_write_and_the_record_needs_no_force(invoke, condarc):
+def test_a_kill_between_the_write_and_the_record_needs_no_force(invoke, condarc, server):
     assert invoke("mirror", "tsinghua", "--no-clean").exit_code == 0
     # The second switch dies right after the new file replaced the old one (its 2nd step here:
     # record, file); restore must see a file cnnsetup wrote, not a hand edit.
     for step in (1, 2, 3):
-        result = run_crashing(["mirror", "ustc", "--no-clean"], step)
+        result = server.crash_after_step(["mirror", "ustc", "--no-clean"], step)
         if result.returncode == 137 and b"ustc" in condarc.read_bytes():
             break
     else:

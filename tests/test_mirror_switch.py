@@ -504,3 +504,26 @@ def test_two_processes_switching_at_once_never_interleave(isolated_home, tmp_pat
     assert condarc_file.backup_bytes_path(condarc).read_text(encoding="utf-8") == COMMENTED
     restore(condarc)
     assert condarc.read_text(encoding="utf-8") == COMMENTED
+
+
+def test_bytes_that_do_not_read_back_as_meant_are_never_written(tmp_path, monkeypatch):
+    """The one gate before a write: the minimal-edit text that does not read back gives way to
+    the plain dump; a dump that does not read back either refuses the switch, nothing written."""
+    from cnnsetup.errors import FileSafetyError
+    from cnnsetup.mirror import splice
+
+    condarc = tmp_path / "user" / ".condarc"
+    condarc.parent.mkdir()
+    original = b"channels:\n  - conda-forge\nssl_verify: true\n"
+    condarc.write_bytes(original)
+    # A splice that loses keys: the plan is the whole dump, which reads back as intended.
+    monkeypatch.setattr(splice, "splice", lambda *args: "ssl_verify: true\n")
+    plan = make_plan(registry.get("tsinghua"), condarc, platform="linux")
+    assert yaml_io.plain(yaml_io.load(plan.new_text, source="")) == plan.expected
+    assert "default_channels" in plan.expected and "channels" in plan.expected
+    # And a dump that loses them too: refused, the file and its folder as they were.
+    monkeypatch.setattr(yaml_io, "dump", lambda document: "ssl_verify: true\n")
+    with pytest.raises(FileSafetyError, match="would not read back"):
+        switch(registry.get("tsinghua"), condarc, platform="linux")
+    assert condarc.read_bytes() == original
+    assert sorted(p.name for p in condarc.parent.iterdir()) == [".condarc"]

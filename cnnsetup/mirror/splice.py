@@ -9,7 +9,8 @@ the original byte for byte; only the other pieces come from the dump, written in
 list indentation (conda's, `  - item`, when the file has no block list).
 
 `splice(original, document)` returns the new text, or None when the pieces cannot be matched up
-(the caller then writes the plain dump, which is still correct, only less minimal).
+(the caller then writes the plain dump, which is still correct, only less minimal; it does the
+same when the bytes it would write do not read back as meant).
 """
 
 from __future__ import annotations
@@ -156,16 +157,39 @@ def _shift(piece: str, columns: int) -> str:
                    for line in piece.splitlines(keepends=True))
 
 
-def splice(original: str, document: CommentedMap) -> Optional[str]:
+@dataclass
+class Layout:
+    """What splice needs of the original, taken before the edit: its list and mapping style,
+    its pieces (None when the keys cannot be located) and each key's value (plain Python)."""
+
+    style: Style
+    pieces: Optional[_Pieces]
+    values: dict
+
+
+def layout(original: str, document: CommentedMap) -> Layout:
+    """The layout of `original`, read from `document`, its parse, BEFORE any edit (the edit
+    moves comments and positions). Taking it from the document the caller already parsed
+    saves parsing `original` a second time."""
+    return Layout(detect_style(original, document), _pieces_of(original, document),
+                  {str(k): yaml_io.plain(v) for k, v in document.items()})
+
+
+def splice(original: str, document: CommentedMap, old_layout: Optional[Layout] = None
+           ) -> Optional[str]:
     """`document` (the edited form of `original`) written as `original` with only the pieces
-    that changed replaced. None when the two cannot be matched piece by piece."""
-    try:
-        old_document = yaml_io.load(original, source="")
-    except Exception:  # noqa: BLE001
-        return None
-    style = detect_style(original, old_document)
-    new_text = dump(document, style)
-    old = _pieces_of(original, old_document)
+    that changed replaced. None when the two cannot be matched piece by piece. `old_layout`:
+    layout(original, <its parse before the edit>), else `original` is parsed here.
+
+    The text is not parsed back here: the caller checks the bytes it would write (switch's
+    _check_rendered) and falls back to the plain dump when they do not read back as meant."""
+    if old_layout is None:
+        try:
+            old_layout = layout(original, yaml_io.load(original, source=""))
+        except Exception:  # noqa: BLE001
+            return None
+    new_text = dump(document, old_layout.style)
+    old = old_layout.pieces
     new = _pieces_of_dump(new_text, document)
     if old is None or new is None:
         return None
@@ -177,7 +201,7 @@ def splice(original: str, document: CommentedMap) -> Optional[str]:
         piece = new.bodies[key]
         before = old.bodies.get(key)
         # Same value and same comments: the user's bytes, whatever their style.
-        same = before is not None and yaml_io.plain(old_document[key]) == yaml_io.plain(value)
+        same = before is not None and old_layout.values[key] == yaml_io.plain(value)
         if same and _comments(before) == _comments(piece):
             out.append(before)
         elif same and _comments(_own(before)) == _comments(_own(piece)):
@@ -194,9 +218,4 @@ def splice(original: str, document: CommentedMap) -> Optional[str]:
         text += piece
     if original and not original.endswith("\n") and text.endswith("\n"):
         text = text[:-1]  # the file's own style: no newline at the end
-    try:
-        if yaml_io.plain(yaml_io.load(text, source="")) != yaml_io.plain(document):
-            return None
-    except Exception:  # noqa: BLE001 - never write what does not read back as meant
-        return None
     return text

@@ -94,6 +94,7 @@ def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
     condarc_edit.validate(document, str(condarc))
     before = yaml_io.plain(document)
     shared = _shared_containers(document)
+    layout = splice.layout(markers.body, document)  # before the edit moves anything
     notes = condarc_edit.apply_mirror(document, mirror, windows=platform == "win32")
     expected = yaml_io.plain(document)
     _refuse_edits_through_aliases(before, expected, shared, condarc)
@@ -101,12 +102,25 @@ def make_plan(mirror: Mirror, condarc: Path, *, platform: Optional[str] = None,
     if expected == before and current.exists and not current.had_bom:
         # Nothing to change: not a byte moves (not even mixed line endings).
         return Plan(current, current.text, current.raw, expected, notes.warnings, kept)
-    # Only the keys whose value changed are rewritten; every other line keeps its bytes.
-    body = splice.splice(markers.body, document) or yaml_io.dump(document)
-    new_text = markers.header + body + markers.trailer
-    plan = Plan(current, new_text, current.encode(new_text), expected, notes.warnings, kept)
+    # Only the keys whose value changed are rewritten; every other line keeps its bytes. When
+    # that text does not read back as intended, the plain dump (correct, less minimal) is used.
+    spliced = splice.splice(markers.body, document, layout)
+    if spliced is not None:
+        plan = _rendered(current, markers, spliced, expected, notes.warnings, kept)
+        try:
+            if _render_problem(plan) is None:
+                return plan
+        except Exception:  # noqa: BLE001 - whatever fails to read back, the dump is checked next
+            pass
+    plan = _rendered(current, markers, yaml_io.dump(document), expected, notes.warnings, kept)
     _check_rendered(plan)
     return plan
+
+
+def _rendered(current: CondarcText, markers: yaml_io.Markers, body: str, expected: dict,
+              warnings: list[str], notes: list[str]) -> Plan:
+    new_text = markers.header + body + markers.trailer
+    return Plan(current, new_text, current.encode(new_text), expected, warnings, notes)
 
 
 def _kept_note(mirror: Mirror, entries: list[str]) -> list[str]:
@@ -211,19 +225,25 @@ def _refuse_edits_through_aliases(before: dict, after: dict, shared: dict[int, l
     ).format(path=condarc, other=other, edited=edited, alias=alias))
 
 
-def _check_rendered(plan: Plan) -> None:
-    """The new bytes must decode and parse back to the intended settings before they are
-    written; otherwise nothing is written."""
+def _render_problem(plan: Plan) -> Optional[str]:
+    """Why the new bytes do not decode and parse back to the intended settings, or None."""
     path = plan.current.path
     try:
         text = plan.new_bytes.decode(plan.current.encoding).replace("\r\n", "\n")
         markers = yaml_io.split_markers(text, source=str(path))
-        problem = None
         if yaml_io.plain(yaml_io.load(markers.body, source=str(path))) != plan.expected:
-            problem = _("the file does not read back as intended")
+            return _("the file does not read back as intended")
     except (UnicodeError, CnnsetupError) as error:
-        problem = str(error)
+        return str(error)
+    return None
+
+
+def _check_rendered(plan: Plan) -> None:
+    """The new bytes must decode and parse back to the intended settings before they are
+    written; otherwise nothing is written."""
+    problem = _render_problem(plan)
     if problem is not None:
+        path = plan.current.path
         raise FileSafetyError(
             _("The new {path} would not read back as intended ({problem}); nothing was "
               "changed.").format(path=path, problem=problem))
