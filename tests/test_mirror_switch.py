@@ -63,6 +63,26 @@ def test_unknown_mirror_is_a_usage_error_listing_the_names(invoke, isolated_home
     assert result.exit_code == 2
     for name in registry.names():
         assert name in result.stderr
+    assert "Did you mean tsinghua?" in result.stderr
+    assert not (isolated_home / ".condarc").exists()
+
+
+@pytest.mark.parametrize("args, meant", [
+    (["mirror", "bsfu"], "bfsu"),
+    (["mirror", "TUNA2"], "tuna"),
+    (["onboard", "--mirror", "tsinhua"], "tsinghua"),
+    (["torch-command", "--mirror", "aliyn"], "aliyun"),
+    (["mirror", "pytorch"], None),  # nothing close: no guess, only the list
+])
+def test_a_mistyped_mirror_name_is_answered_with_the_likely_one(invoke, isolated_home, args,
+                                                                 meant):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "Known mirrors: tsinghua, bfsu" in result.stderr
+    if meant:
+        assert f"Did you mean {meant}?" in result.stderr
+    else:
+        assert "Did you mean" not in result.stderr
     assert not (isolated_home / ".condarc").exists()
 
 

@@ -38,11 +38,7 @@ class MirrorGroup(Group):
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = args[0]
         if not name.startswith("-") and self.get_command(ctx, name) is None:
-            ctx.fail(
-                _("Unknown mirror or command {name!r}. Known mirrors: {mirrors}.").format(
-                    name=name, mirrors=", ".join(registry.names())
-                )
-            )
+            ctx.fail(registry.unknown_name_message(name, commands=True))
         return super().resolve_command(ctx, args)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -47,8 +47,7 @@ def onboard(mirror_name: str, install_torch: bool, yes: bool, student: Optional[
     from cnnsetup.errors import UsageError
 
     if mirror_name != "auto" and registry.get(mirror_name) is None:
-        raise UsageError(_("Unknown mirror {name!r}. Known mirrors: {mirrors}.").format(
-            name=mirror_name, mirrors=", ".join(registry.names())))
+        raise UsageError(registry.unknown_name_message(mirror_name))
     if report_path is not None:  # refused now, not after the whole day's steps
         from cnnsetup.report_schema import check_report_path
 

@@ -537,8 +537,7 @@ def _mirror(name: Optional[str]):
 
     mirror = registry.get(name)
     if mirror is None:
-        raise UsageError(_("Unknown mirror {name!r}. Known mirrors: {mirrors}.").format(
-            name=name, mirrors=", ".join(registry.names())))
+        raise UsageError(registry.unknown_name_message(name))
     return mirror
 
 

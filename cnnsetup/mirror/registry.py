@@ -6,11 +6,12 @@ whose help page shows http is still reached over https.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from cnnsetup.i18n import N_
+from cnnsetup.i18n import N_, _
 
 UPSTREAM_DEFAULTS = "https://repo.anaconda.com/pkgs"
 UPSTREAM_ALIAS = "https://conda.anaconda.org"
@@ -197,6 +198,26 @@ def names() -> list[str]:
 def get(name: str) -> Optional[Mirror]:
     """The mirror called `name` (or one of its aliases), case-insensitive; None when unknown."""
     return _BY_NAME.get(name.strip().lower())
+
+
+def closest(name: str) -> Optional[str]:
+    """The mirror name (or alias) `name` was most likely meant to be ("tsinghau" -> "tsinghua"),
+    by difflib's similarity ratio of at least 0.6; None when nothing is that close."""
+    found = difflib.get_close_matches(name.strip().lower(), list(_BY_NAME), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def unknown_name_message(name: str, *, commands: bool = False) -> str:
+    """The message for a mirror name that is not in the registry: the likely one first, then
+    every name. `commands`: the name stood where a subcommand of `mirror` could also be."""
+    known = ", ".join(names())
+    text = (_("Unknown mirror or command {name!r}. Known mirrors: {mirrors}.") if commands
+            else _("Unknown mirror {name!r}. Known mirrors: {mirrors}.")).format(
+                name=name, mirrors=known)
+    likely = closest(name)
+    if likely:
+        text = _("{message} Did you mean {name}?").format(message=text, name=likely)
+    return text
 
 
 def mirror_of_url(url: str) -> Optional[Mirror]:
