@@ -264,6 +264,32 @@ def test_only_a_legacy_file_restore_removes_the_file_cnnsetup_created(pip_home):
     assert restored.change.effective == BFSU
 
 
+def test_restore_removes_the_folders_the_switch_created_when_they_are_empty(pip_home):
+    from cnnsetup.mirror import registry
+
+    config = Path(os.environ["XDG_CONFIG_HOME"])
+    existed = config.exists()
+    condarc = pip_home / ".condarc"
+    pip.point_at(registry.get("tsinghua"), condarc)
+    assert _user_file(pip_home).exists()
+    restored = pip.restore_backup(condarc)
+    assert restored.removed and not _user_file(pip_home).parent.exists()
+    assert config.exists() == existed  # ~/.config too, when the switch made it
+    assert str(_user_file(pip_home).parent) in restored.to_dict()["removed_dirs"]
+
+
+def test_a_folder_that_holds_something_else_after_the_switch_stays(pip_home):
+    from cnnsetup.mirror import registry
+
+    condarc = pip_home / ".condarc"
+    pip.point_at(registry.get("tsinghua"), condarc)
+    mine = _user_file(pip_home).parent / "notes.txt"
+    mine.write_text("mine", encoding="utf-8")
+    restored = pip.restore_backup(condarc)
+    assert restored.removed and not _user_file(pip_home).exists()
+    assert mine.read_text(encoding="utf-8") == "mine" and restored.removed_dirs == []
+
+
 def test_restore_refuses_a_file_edited_after_the_switch_and_force_keeps_it(pip_home):
     from cnnsetup.errors import FileSafetyError
     from cnnsetup.mirror import registry

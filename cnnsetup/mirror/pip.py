@@ -532,6 +532,9 @@ def point_at(mirror: Any, condarc: Path, python: Optional[str] = None,
             "original_b64": base64.b64encode(raw).decode("ascii") if exists else None,
             "original_sha256": _sha256(raw) if exists else None,
             "written_sha256": [],
+            # Folders the write will create (~/.config/pip on a fresh account): a restore that
+            # removes the file removes them too, when they are still empty.
+            "missing_dirs": [] if exists else [str(d) for d in _missing_parents(path)],
             "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         }
         # The record is on disk before the file changes: a crash after this point still
@@ -555,10 +558,11 @@ class PipRestore:
     removed: bool  # cnnsetup had created the file, so it is gone again
     kept_aside: Optional[str]  # the edited file, kept when --force was given
     change: PipChange
+    removed_dirs: list[str] = field(default_factory=list)  # folders cnnsetup had created for it
 
     def to_dict(self) -> dict[str, Any]:
         return {"restored": True, "path": self.path, "removed": self.removed,
-                "kept_aside": self.kept_aside, "index_url": self.change.current,
+                "removed_dirs": self.removed_dirs, "kept_aside": self.kept_aside, "index_url": self.change.current,
                 "in_effect": self.change.in_effect,
                 "effective_index_url": self.change.effective}
 
@@ -598,9 +602,11 @@ def restore_backup(condarc: Path, force: bool = False,
         journal.write_atomic(aside, raw, follow=False, mode=journal.mode_of(path),
                              owner=journal.owner_for(path))
         kept_aside = str(aside)
+    removed_dirs = []
     if original is None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        removed_dirs = _remove_empty(record.get("missing_dirs") or [])
     elif raw != original or not exists:
         ensure_dir(path.parent)
         from cnnsetup.mirror import condarc_file
@@ -608,7 +614,33 @@ def restore_backup(condarc: Path, force: bool = False,
         condarc_file.write_atomic(path, original)
     _drop_record(condarc)
     change = _result(path, None, True, None, env)
-    return PipRestore(str(path), original is None, kept_aside, change)
+    return PipRestore(str(path), original is None, kept_aside, change, removed_dirs)
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above `path` that do not exist yet, outermost first."""
+    missing = []
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            break
+        missing.append(parent)
+    return missing[::-1]
+
+
+def _remove_empty(folders: list[str]) -> list[str]:
+    """Remove each of `folders` (outermost first, as recorded) that is an empty folder, the
+    innermost first; stops at the first that is not empty or not a folder. The removed ones."""
+    removed = []
+    for folder in reversed(folders):
+        path = Path(folder)
+        if path.is_symlink() or not path.is_dir():
+            break
+        try:
+            path.rmdir()  # fails on a folder that holds anything
+        except OSError:
+            break
+        removed.append(str(path))
+    return removed
 
 
 def restore(previous: Optional[str], python: Optional[str] = None,
