@@ -111,3 +111,30 @@ def test_status_asks_to_fix_a_skipped_file_before_suggesting_a_switch(invoke, is
     result = invoke("mirror", "status")
     assert "fix that line first" in result.stdout
     assert "To use a mirror" not in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["mirror", "--url", "https://mirrors.example.edu.cn/anaconda/pkgs/main", "--dry-run"],
+    ["mirror", "--url", "https://mirrors.example.edu.cn/anaconda/cloud/conda-forge/"],
+    ["mirror", "--url", "https://mirrors.example.edu.cn/anaconda/pkgs/free/linux-64"],
+    ["mirror", "test", "--url", "https://mirrors.example.edu.cn/anaconda/pkgs/main"],
+])
+def test_a_channel_given_as_the_base_is_refused_naming_the_base(invoke, isolated_home, args):
+    # Taken as a base, BASE/pkgs/main became .../pkgs/main/pkgs/main in every channel.
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "give its base: https://mirrors.example.edu.cn/anaconda" in result.stderr
+    assert "--url" in result.stderr
+    assert not (isolated_home / ".condarc").exists()
+
+
+def test_a_base_that_merely_holds_such_words_is_a_base(invoke, isolated_home):
+    result = invoke("mirror", "--url", "https://pkgs.example.cn/cloud-mirror/anaconda",
+                    "--dry-run", "--offline")
+    assert result.exit_code == 0, result.output
+    assert "https://pkgs.example.cn/cloud-mirror/anaconda/pkgs/main" in result.output
+
+
+def test_mirror_help_shows_how_to_give_a_mirror_by_its_address(invoke):
+    result = invoke("mirror", "--help")
+    assert "cnnsetup mirror --url BASE" in result.stdout

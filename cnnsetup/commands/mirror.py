@@ -48,6 +48,10 @@ class MirrorGroup(Group):
                 mirrors=", ".join(registry.names())
             )
         )
+        formatter.write_paragraph()
+        formatter.write_text(_(
+            "A mirror not in the list, laid out like Tsinghua's (BASE/pkgs/main, "
+            "BASE/cloud/NAME): `cnnsetup mirror --url BASE [--pypi URL]`."))
 
 
 @click.group(
@@ -198,6 +202,18 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: Optional[str]) 
     if not value.strip().startswith(("https://", "http://")) or "://" == value.strip()[-3:]:
         raise click.BadParameter(_("give the mirror's address, e.g. {example}").format(
             example="https://mirrors.example.edu.cn/anaconda"), ctx=ctx, param=param)
+    return _not_a_channel(value, ctx, param)
+
+
+def _not_a_channel(value: str, ctx: Optional[click.Context] = None,
+                   param: Optional[click.Parameter] = None) -> str:
+    """`value` when it is a mirror's base; a usage error naming the base when it is one of the
+    base's channels (a copied BASE/pkgs/main)."""
+    base = registry.base_of_channel(value)
+    if base:
+        raise click.BadParameter(_("{url} is one of the mirror's channels; give its base: "
+                                   "{base}").format(url=value.strip(), base=base),
+                                 ctx=ctx, param=param, param_hint=None if param else "--url")
     return value
 
 

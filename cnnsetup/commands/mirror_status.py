@@ -164,6 +164,9 @@ def test_command(timeout: float, base_url: str | None, as_json: bool) -> int:
     from cnnsetup.mirror import channel_probe, registry, speedtest
 
     if base_url is not None:
+        from cnnsetup.commands.mirror import _not_a_channel
+
+        _not_a_channel(base_url)
         try:
             mirrors = [registry.from_url(base_url)]
         except ValueError:

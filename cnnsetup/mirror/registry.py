@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -175,12 +176,32 @@ MIRRORS = rooted(MIRRORS, os.environ.get(ROOT_VARIABLE))
 URL_MIRROR_CHANNELS = _EDU_CLOUD
 
 
+# A channel's address under a base laid out like Tsinghua's: BASE/pkgs/main (or r, msys2, and
+# the old free and pro), BASE/cloud or BASE/cloud/NAME, each maybe with a platform subdir.
+_CHANNEL_TAIL = re.compile(
+    r"/(?:pkgs/(?:main|r|msys2|free|pro)|cloud(?:/[^/]+)?)(?:/(?:noarch|[a-z]+-[a-z0-9_]+))?$")
+
+
+def base_of_channel(url: str) -> Optional[str]:
+    """The base when `url` is one of its channels rather than the base itself:
+    "https://H/anaconda/pkgs/main" -> "https://H/anaconda"; None for a base."""
+    url = url.strip().rstrip("/")
+    match = _CHANNEL_TAIL.search(url)
+    if not match or "://" not in url[:match.start()]:
+        return None
+    base = url[:match.start()]
+    return base if len(base.split("://", 1)[1]) > 0 else None
+
+
 def from_url(base: str, pypi: Optional[str] = None) -> Mirror:
     """A mirror laid out like Tsinghua's, from its base URL: BASE/pkgs/main, BASE/cloud/NAME.
 
-    Raises ValueError when `base` is not an http(s) URL."""
+    Raises ValueError when `base` is not an http(s) URL, or is one of a base's channels
+    (BASE/pkgs/main: every channel would then be BASE/pkgs/main/pkgs/main)."""
     base = base.strip().rstrip("/")
     if not base.startswith(("https://", "http://")) or len(base.split("://", 1)[1]) == 0:
+        raise ValueError(base)
+    if base_of_channel(base):
         raise ValueError(base)
     return Mirror(name=base, title=base, pypi=pypi or "", defaults_base=base,
                   cloud_base=f"{base}/cloud", cloud_channels=URL_MIRROR_CHANNELS, by_url=True)
