@@ -138,3 +138,36 @@ def test_a_base_that_merely_holds_such_words_is_a_base(invoke, isolated_home):
 def test_mirror_help_shows_how_to_give_a_mirror_by_its_address(invoke):
     result = invoke("mirror", "--help")
     assert "cnnsetup mirror --url BASE" in result.stdout
+
+
+CAMPUS = "https://mirrors.example.edu.cn/anaconda"
+
+
+def test_a_mirror_given_by_its_address_is_named_by_status_and_list(invoke, isolated_home):
+    assert invoke("mirror", "--url", CAMPUS, "--no-clean", "--offline").exit_code == 0
+    status = invoke("mirror", "status", "--json")
+    assert json.loads(status.stdout)["mirror"] == CAMPUS
+    human = invoke("mirror", "status")
+    assert f"conda uses: the mirror at {CAMPUS} (not in cnnsetup's list)" in human.stdout
+    listed = invoke("mirror", "list")
+    assert f"points at {CAMPUS}." in listed.stdout
+
+
+def test_a_campus_mirror_mixed_with_a_known_one_is_still_a_mix(invoke, isolated_home):
+    (isolated_home / ".condarc").write_text(
+        "channels:\n  - defaults\n  - conda-forge\ndefault_channels:\n"
+        "  - https://mirrors.tuna.tsinghua.edu.cn/anaconda/pkgs/main\n"
+        f"custom_channels:\n  conda-forge: {CAMPUS}/cloud\n", encoding="utf-8")
+    status = invoke("mirror", "status", "--json")
+    assert json.loads(status.stdout)["mirror"] is None
+    two_bases = (f"default_channels:\n  - {CAMPUS}/pkgs/main\n"
+                 "custom_channels:\n  conda-forge: https://other.example.cn/anaconda/cloud\n"
+                 "channels:\n  - defaults\n  - conda-forge\n")
+    (isolated_home / ".condarc").write_text(two_bases, encoding="utf-8")
+    assert json.loads(invoke("mirror", "status", "--json").stdout)["mirror"] is None
+    # A known mirror's host is never taken for a campus mirror: USTC keeps no defaults copy, so
+    # its pkgs/main URL is a fault of the file, shown as such (the old `defaults` recipe).
+    ustc = ("channels:\n  - defaults\ndefault_channels:\n"
+            "  - https://mirrors.ustc.edu.cn/anaconda/pkgs/main\n")
+    (isolated_home / ".condarc").write_text(ustc, encoding="utf-8")
+    assert json.loads(invoke("mirror", "status", "--json").stdout)["mirror"] is None

@@ -45,6 +45,8 @@ def status_command(conda_path: str | None, condarc: str | None, as_json: bool) -
 def _mirror_words(name: str | None) -> str:
     from cnnsetup.mirror import registry
 
+    if name and "://" in name:  # a mirror given by its address (mirror --url)
+        return _("the mirror at {base} (not in cnnsetup's list)").format(base=name)
     mirror = registry.get(name) if name else None
     if mirror is None:
         return _("no single mirror (a mix, or unknown servers)")

@@ -69,7 +69,9 @@ def core_channel_urls(urls: Sequence[str]) -> Iterator[tuple[str, str, str]]:
 
 
 def mirror_for_channels(urls: Sequence[str]) -> Optional[str]:
-    """The one mirror that explains every core-channel URL in `urls`, or None (mixed or none).
+    """The one mirror that explains every core-channel URL in `urls`, or None (mixed or none):
+    its registry name, or the base URL of a mirror outside the registry laid out like
+    Tsinghua's (what `cnnsetup mirror --url BASE` writes), when one such base explains them all.
 
     A mirror explains a URL when the URL is where that mirror sends its channel (so upstream
     `defaults` is explained by USTC, which has no copy)."""
@@ -81,7 +83,24 @@ def mirror_for_channels(urls: Sequence[str]) -> Optional[str]:
         mirror = registry.get(name)
         if mirror and all(on_expected(u, expected_base(mirror, channel_family(u))) for u in core):
             return mirror.name
+    if named:  # some of them are on a known mirror or upstream: a mix
+        return None
+    bases = {registry.base_of_channel(strip_subdir(u)) for u in core}
+    if len(bases) == 1 and None not in bases and not _on_a_known_host(next(iter(bases))):
+        mirror = registry.from_url(bases.pop())
+        if all(on_expected(u, expected_base(mirror, channel_family(u))) for u in core):
+            return mirror.name
     return None
+
+
+def _on_a_known_host(url: str) -> bool:
+    """Whether `url` is on the host of a mirror in the registry (or upstream's): such a URL that
+    no registry mirror explains is a fault in the file, not a mirror of its own."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname
+    return any(urlsplit(prefix).hostname == host
+               for mirror in registry.MIRRORS for prefix in mirror.url_prefixes())
 
 
 @dataclass
