@@ -47,6 +47,12 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _translation.ngettext(singular, plural, n)
 
 
+def label(text: str) -> str:
+    """A translated label ("fix:", "修复方法：") ready for the value after it: a space after an
+    ASCII colon, none after a full-width one (Chinese punctuation takes no space around it)."""
+    return text if text.endswith(("：", "，", "。", "；")) else text + " "
+
+
 def current_language() -> str:
     """The language now in use: "en" or "zh"."""
     return _language

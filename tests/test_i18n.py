@@ -4,6 +4,7 @@ the locale; output never crashes on a console that cannot show a character."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import threading
@@ -130,6 +131,12 @@ LANG_OPTION_COMMANDS = [
 ]
 
 
+HALF_WIDTH_AROUND_CHINESE = re.compile(r"\([^()\n]*[\u4e00-\u9fff][^()\n]*\)")
+
+
+SPACE_AFTER_FULL_WIDTH = re.compile(r".{0,12}[，。：；！？] +\S.{0,12}")
+
+
 def _holds_chinese(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
@@ -150,6 +157,13 @@ def test_chinese_output_holds_no_untranslated_message(how, tmp_path):
         assert UNTRANSLATED_MARK not in output, (args, output)
         assert "Traceback" not in output, (args, output)
         assert _holds_chinese(output), (args, output)  # the choice reached this command
+        # One voice, also where code composes the text: Chinese words in brackets take
+        # full-width ones ("2.13.0+cpu (仅 CPU)" was), and no space follows full-width
+        # punctuation ("修复方法： cmd", "用法： cnnsetup" were).
+        assert not HALF_WIDTH_AROUND_CHINESE.findall(output), (
+            args, HALF_WIDTH_AROUND_CHINESE.findall(output))
+        assert not SPACE_AFTER_FULL_WIDTH.findall(output), (
+            args, SPACE_AFTER_FULL_WIDTH.findall(output))
 
 
 class _Answers(BaseHTTPRequestHandler):

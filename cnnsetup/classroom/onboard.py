@@ -476,7 +476,8 @@ def _torch_step(options: OnboardOptions, state: dict, say, confirm=None) -> Step
         for finding in others:
             say("  " + finding.summary)
             if finding.fix:
-                say("  " + _("Fix:") + " " + finding.fix.replace("\n", "\n       "))
+                say("  " + _("Fix: {command}").format(
+                    command=finding.fix.replace("\n", "\n       ")))
         return Step("torch", "failed", ", ".join(f.id for f in others))
     rec = recommend_install(facts, chosen_mirror(options, state))
     for finding in problems:

@@ -11,7 +11,7 @@ from cnnsetup.classroom import display
 from cnnsetup.classroom.merge import (
     FIXED, NEW_FAILURE, NOT_REPORTED, NOW_PASSING, NOW_UNTESTED, REGRESSED, STILL_FAILING,
     STILL_PASSING, CheckCount, ClassReport, Comparison)
-from cnnsetup.i18n import _, ngettext
+from cnnsetup.i18n import _, label, ngettext
 from cnnsetup.render import table
 
 # How many distinct fixes of one check are listed (the rest are counted).
@@ -27,8 +27,8 @@ def _plain(text: str, **_kw) -> str:
 def _fix_lines(check: CheckCount) -> list[str]:
     lines = []
     for fix, n in check.fixes[:MAX_FIXES]:
-        label = _("fix:") if len(check.fixes) == 1 else _("fix ({count}):").format(count=n)
-        lines.append(f"      {label} {fix}")
+        text = _("fix:") if len(check.fixes) == 1 else _("fix ({count}):").format(count=n)
+        lines.append("      " + label(text) + fix)
     if len(check.fixes) > MAX_FIXES:
         lines.append("      " + _("... and {n} other fixes (see {option})").format(
             n=len(check.fixes) - MAX_FIXES, option="--json"))

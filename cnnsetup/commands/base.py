@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from cnnsetup.errors import CnnsetupError
-from cnnsetup.i18n import N_, _, set_language
+from cnnsetup.i18n import N_, _, label, set_language
 from cnnsetup.render import width, wrap
 
 
@@ -42,6 +42,10 @@ class HelpFormatter(click.HelpFormatter):
         indent = " " * self.current_indent
         for line in _wrap_paragraphs(text, self.width - self.current_indent):
             self.write(f"{indent}{line}\n" if line else "\n")
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        # click writes "Usage:" plus a space; after the full-width "用法：" no space belongs.
+        super().write_usage(prog, args, label(_("Usage:")) if prefix is None else prefix)
 
     def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
         rows = list(rows)

@@ -7,7 +7,7 @@ import shutil
 from typing import Optional
 
 from cnnsetup.commands.base import command, json_option, option
-from cnnsetup.i18n import N_, _
+from cnnsetup.i18n import N_, _, label as i18n_label
 from cnnsetup.machine.cuda_tables import parse_capability
 from cnnsetup.machine.facts import Facts
 from cnnsetup.machine.findings import Finding, error_line, gib
@@ -182,7 +182,7 @@ def _torch_rows(facts: Facts) -> list[tuple[str, str]]:
                 (_("Error"), error_line(t.error) or "-")]
     build = f"CUDA {t.cuda}" if t.cuda else (f"ROCm {t.hip}" if t.hip else _("CPU-only"))
     rows = [
-        (_("torch"), f"{t.version} ({build})"),
+        (_("torch"), _("{version} ({build})").format(version=t.version, build=build)),
         (_("Location"), _no(t.path)),
         (_("CUDA available"), _("yes") if t.cuda_available else _("no")),
     ]
@@ -268,7 +268,7 @@ def check_lines(findings: list[Finding]) -> list[str]:
                 lines.append(indent + style(text, "bright_black"))
         if f.fix and f.status in ("fail", "warn"):
             fix_lines = f.fix.splitlines()
-            label = _("fix:") + " "
+            label = i18n_label(_("fix:"))
             lines.append(indent + style(label, bold=True) + fix_lines[0])
             lines += [indent + " " * width(label) + more for more in fix_lines[1:]]
     counts = {s: sum(1 for f in findings if f.status == s) for s in STATUS_COLOURS}

@@ -133,7 +133,8 @@ def render_verify(result) -> str:
         "  " + _("{host}: {os}, Python {python}, torch {torch}, GPUs: {gpus}").format(
             host=facts.host, os=f"{facts.system.os} {facts.system.os_release or ''}".strip(),
             python=facts.python.version,
-            torch=f"{torch.version} ({build})" if torch.importable else _("not usable"),
+            torch=_("{version} ({build})").format(version=torch.version, build=build)
+            if torch.importable else _("not usable"),
             gpus=gpus),
         "",
         style(_("Checks"), bold=True),
