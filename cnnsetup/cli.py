@@ -8,7 +8,7 @@ The contract every command keeps (kept here, so a command only raises):
 - exit status 0 success, 1 failure, 2 usage error (click's, or `errors.UsageError`: a value that
   can never be valid), 130 interrupted;
 - with `--json`, stdout holds exactly one JSON object, also on failure: the command's own object
-  (marked `"ok": false` when the command fails), or `{"ok": false, "error": {"code", "message"}}`
+  (with `"ok": true` on success, `"ok": false` when the command fails), or `{"ok": false, "error": {"code", "message"}}`
   when it raised before printing one; `code` is stable and English (see `cnnsetup.errors.CODES`);
 - `--lang en|zh` may come before or after the subcommand; without it the language comes from
   CNNSETUP_LANG, then the locale, for every message including the root help.
@@ -220,6 +220,8 @@ def _emit_json(held: Optional[render.JsonOutput], status: int, error: Optional[d
     --help or --version asked for text, which was printed instead)."""
     data = held.data if held is not None and held.printed else None
     if status == EXIT_OK and error is None:
+        if isinstance(data, dict) and "ok" not in data:
+            data = {"ok": True, **data}  # every answer says how it went, first
         if data is not None:
             _write_stdout(render.json_text(data))
         elif not text_requested:  # a command that printed nothing still answers

@@ -258,18 +258,23 @@ def test_without_json_a_failure_is_on_stderr_and_stdout_holds_no_json(invoke, tm
     assert "Error:" in result.stderr and "nothing to restore" in result.stderr
 
 
-# --- successes: 0, and one JSON object ---------------------------------------------------------
+# --- successes: 0, and one JSON object that says ok first ----------------------------------------
 
 @pytest.mark.parametrize("args", [
     ["explain", "--input", "5x5x3", "--kernel", "3", "--json"],
+    ["explain", "--net", "conv(4,3),relu,maxpool(2),fc(10)", "--input", "8x8x1", "--json"],
+    ["explain", "--demo", "--json"],
     ["mirror", "list", "--json"],
+    ["mirror", "status", "--json"],
     ["mirror", "tsinghua", "--dry-run", "--json"],
+    ["mirror", "--url", "http://127.0.0.1:9/anaconda", "--dry-run", "--offline", "--json"],
     ["torch-command", "--cuda", "cpu", "--json"],
 ], ids=ids)
-def test_a_success_with_json_is_one_json_object(args, invoke):
+def test_a_success_with_json_is_one_json_object_with_ok_true_first(args, invoke):
     result = invoke(*args)
     assert result.exit_code == 0, result.output
-    one_json_object(result.stdout)
+    data = one_json_object(result.stdout)
+    assert list(data)[0] == "ok" and data["ok"] is True, list(data)[:3]
 
 
 # --- the mechanism itself, on a command made for the test ----------------------------------------
@@ -324,7 +329,7 @@ def test_whatever_happens_json_mode_prints_exactly_one_object(how, status, code,
     assert result.exit_code == status, result.output
     data = one_json_object(result.stdout)
     if code is None:
-        assert data == ({"fine": True} if how == "ok" else {"ok": True})
+        assert data == ({"ok": True, "fine": True} if how == "ok" else {"ok": True})
     else:
         assert_failure_object(data, code)
 
@@ -334,3 +339,4 @@ def test_a_bug_outside_json_mode_still_shows_its_traceback(probe_command):
 
     result = CliRunner().invoke(cli, ["probe", "--how", "bug"])
     assert isinstance(result.exception, ZeroDivisionError)
+

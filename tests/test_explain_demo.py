@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs torch: install the CPU build (see README.md)")
 F = torch.nn.functional
 
-FIELDS = {"input", "weights", "bias", "stride", "padding", "output", "worked"}
+FIELDS = {"ok", "input", "weights", "bias", "stride", "padding", "output", "worked"}
 WORKED = {"filter", "row", "col", "products", "sum", "bias", "value"}
 
 

@@ -111,7 +111,7 @@ def test_json_gives_machines_with_their_reports_and_what_blocks(invoke, class_fo
     result = invoke("report", str(class_folder), "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert set(data) == {"totals", "machines", "blocking", "warnings", "skipped"}
+    assert set(data) == {"ok", "totals", "machines", "blocking", "warnings", "skipped"}
     assert data["totals"] == {"machines": 10, "pass": 6, "fail": 3, "untested": 1,
                               "files_read": 13, "superseded": 2, "skipped": 6}
     machines = {(m["student"], m["host"], m["user"]): m for m in data["machines"]}

@@ -103,7 +103,7 @@ def test_the_json_lists_every_machine_with_before_and_after(invoke, weeks):
     old, new = weeks
     result = invoke("report", str(old), str(new), "--compare", "--json")
     data = json.loads(result.stdout)
-    assert set(data) == {"old", "new", "changes", "machines", "blocking"}
+    assert set(data) == {"ok", "old", "new", "changes", "machines", "blocking"}
     assert data["changes"] == {"fixed": 2, "still-failing": 1, "regressed": 1,
                                "new-failure": 1, "untested": 1, "now-passing": 1,
                                "still-passing": 1, "not-reported": 1}
