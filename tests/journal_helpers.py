@@ -25,9 +25,10 @@ from tests.conftest import REPO_ROOT
 #   signal SIGINT     a real SIGINT to itself, as Ctrl-C sends it (handled wherever it lands).
 # STEPS are the journal's steps (each rename/replace/unlink). EVERY_OPERATION adds every os.open
 # (reading a file, creating a temp file, the folder fsync, the lock) and os.fsync: between two
-# of them nothing on disk changes, so "before operation N" for every N is every disk state a
-# signal at a random moment can leave (a temp file created empty, a temp file written but not
-# renamed, each rename, each unlink).
+# of them only the bytes written into a temp file just opened change, so "before operation N"
+# for every N reaches every disk state a signal at a random moment can leave (a temp file
+# written but not renamed, each rename, each unlink), except a temp file still empty (a signal
+# between its open and its write), which recovery removes by its name like a written one.
 STEPS = ("replace", "rename", "unlink")
 EVERY_OPERATION = ("open", "fsync", "replace", "rename", "unlink")
 
@@ -46,6 +47,9 @@ for line in iter(sys.stdin.readline, ""):
             opened = os.open(name, flags, 0o600)
             os.dup2(opened, fd)
             os.close(opened)
+        # A command that hangs fails its test with its stack, instead of hanging the suite.
+        import faulthandler
+        faulthandler.dump_traceback_later(120, exit=True)
         count = [0]
         def fire():
             real["open"](request["fired"], os.O_WRONLY | os.O_CREAT, 0o600)

@@ -106,8 +106,8 @@ CHINESE_COMMANDS = [
     # No CUDA here: verify's own words for a device that fails, its report written. Its words
     # for a pass (the table of a training run) come with onboard's verify step below.
     ["verify", "--device", "cuda", "--report", "{tmp}/me.json"],
-    ["report", "{tmp}"],  # a machine that failed, and onboard's that passed
     ["onboard", "--mirror", "tsinghua", "--report", "{tmp}/onboard.json"],
+    ["report", "{tmp}"],  # a machine that failed, and onboard's that passed
 ]
 
 # --lang is read by the root group, before the command runs: under it every command runs once
@@ -211,7 +211,8 @@ def test_every_command_is_shown_in_chinese_both_ways():
     names = mirror.list_commands(click.Context(mirror, parent=context))
     # `mirror auto` probes the real mirrors: its words are `mirror NAME`'s and `mirror test`'s.
     every = {(name,) for name in cli.list_commands(context)} | {
-        ("mirror", name) for name in names if name != "auto"} | {("mirror", "NAME")}
+        ("mirror", name) for name in names if name != "auto"} | {
+        ("mirror", "NAME"), ("mirror", "by-url")}
 
     def named(commands):
         seen = set()

@@ -128,11 +128,28 @@ def test_a_channel_given_as_the_base_is_refused_naming_the_base(invoke, isolated
     assert not (isolated_home / ".condarc").exists()
 
 
-def test_a_base_that_merely_holds_such_words_is_a_base(invoke, isolated_home):
-    result = invoke("mirror", "--url", "https://pkgs.example.cn/cloud-mirror/anaconda",
-                    "--dry-run", "--offline")
+@pytest.mark.parametrize("base", ["https://pkgs.example.cn/cloud-mirror/anaconda",
+                                  "https://mirrors.example.com/cloud/anaconda",
+                                  "https://nexus.example.com/repository/cloud/anaconda"])
+def test_a_base_that_merely_holds_such_words_is_a_base(invoke, isolated_home, base):
+    result = invoke("mirror", "--url", base, "--dry-run", "--offline")
     assert result.exit_code == 0, result.output
-    assert "https://pkgs.example.cn/cloud-mirror/anaconda/pkgs/main" in result.output
+    assert f"{base}/pkgs/main" in result.output
+
+
+@pytest.mark.parametrize("main", [
+    "https://example.com/cloud/anaconda/pkgs/main",  # a base under /cloud/NAME: named
+    "https://x.example.cn/anaconda/pkgs/main/pkgs/main",  # what a channel taken as base made
+])
+def test_list_and_status_read_any_channel_url_without_a_traceback(invoke, isolated_home, main):
+    (isolated_home / ".condarc").write_text(
+        f"channels:\n  - defaults\ndefault_channels:\n  - {main}\n", encoding="utf-8")
+    listed = invoke("mirror", "list")
+    assert listed.exit_code == 0 and "Traceback" not in listed.output, listed.output
+    status = invoke("mirror", "status", "--json")
+    assert status.exit_code == 0, status.output
+    expected = main.rsplit("/pkgs/main", 1)[0] if main.count("/pkgs/") == 1 else None
+    assert json.loads(status.stdout)["mirror"] == expected
 
 
 def test_mirror_help_shows_how_to_give_a_mirror_by_its_address(invoke):

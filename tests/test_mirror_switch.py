@@ -72,6 +72,8 @@ def test_unknown_mirror_is_a_usage_error_listing_the_names(invoke, isolated_home
     (["mirror", "TUNA2"], "tuna"),
     (["onboard", "--mirror", "tsinhua"], "tsinghua"),
     (["torch-command", "--mirror", "aliyn"], "aliyun"),
+    (["mirror", "stauts"], "status"),  # a subcommand, not a mirror to switch to
+    (["mirror", "restroe"], "restore"),
     (["mirror", "pytorch"], None),  # nothing close: no guess, only the list
 ])
 def test_a_mistyped_mirror_name_is_answered_with_the_likely_one(invoke, isolated_home, args,

@@ -293,3 +293,14 @@ def test_an_empty_student_option_still_forgets_the_remembered_one(isolated_home)
     state = {"student": "Li Lei"}
     options = onboard_module.OnboardOptions(student=_checked_student(""))
     assert onboard_module._student(options, state, None) is None
+
+
+def test_a_remembered_student_that_can_never_be_a_name_is_forgotten_not_a_crash():
+    # An older cnnsetup kept what was typed as is (an arrow key's escape included); the report
+    # now refuses such text, which crashed every later run at its last step.
+    from cnnsetup.classroom.onboard import OnboardOptions, _student
+
+    state = {"student": "Bob\x1b[D"}
+    assert _student(OnboardOptions(), state, None) is None and "student" not in state
+    state = {"student": "  Li   Lei "}
+    assert _student(OnboardOptions(), state, None) == "Li Lei"

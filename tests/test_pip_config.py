@@ -278,6 +278,15 @@ def test_restore_removes_the_folders_the_switch_created_when_they_are_empty(pip_
     assert str(_user_file(pip_home).parent) in restored.to_dict()["removed_dirs"]
 
 
+def test_restore_pip_says_which_folders_it_removed(invoke, pip_home):
+    assert invoke("mirror", "tsinghua", "--no-clean", "--pip").exit_code == 0
+    result = invoke("mirror", "restore", "--pip")
+    assert result.exit_code == 0, result.output
+    folder = _user_file(pip_home).parent
+    assert f"Removed the empty folder {folder}" in result.stdout
+    assert not folder.exists()
+
+
 def test_a_folder_that_holds_something_else_after_the_switch_stays(pip_home):
     from cnnsetup.mirror import registry
 

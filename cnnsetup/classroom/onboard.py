@@ -250,7 +250,13 @@ def _student(options: OnboardOptions, state: dict, ask) -> Optional[str]:
     elif "student" not in state and options.interactive and ask is not None:
         state["student"] = ask(_("Your name or student number, for the report (Enter to skip)"))\
             .strip() or None
-    return state.get("student")
+    from cnnsetup.report_schema import clean_student
+
+    try:
+        return clean_student(state.get("student"))
+    except ValueError:  # remembered by an older cnnsetup, or given from Python: never a name
+        state.pop("student", None)
+        return None
 
 
 def _stopped_message(what: str, result: OnboardResult) -> str:

@@ -38,7 +38,8 @@ class MirrorGroup(Group):
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = args[0]
         if not name.startswith("-") and self.get_command(ctx, name) is None:
-            ctx.fail(registry.unknown_name_message(name, commands=True))
+            shown = [n for n in self.list_commands(ctx) if not self.commands[n].hidden]
+            ctx.fail(registry.unknown_name_message(name, commands=shown))
         return super().resolve_command(ctx, args)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -482,6 +483,9 @@ def restore_command(condarc: Optional[Path], force: bool, with_pip: bool, no_cle
         _show_clean(clean, no_clean)
     if pip_restore is not None:
         _show_restored(pip_restore.path, pip_restore.removed, pip_restore.kept_aside)
+        for folder in pip_restore.removed_dirs:
+            echo(_("Removed the empty folder {path}: cnnsetup had made it for that file.")
+                 .format(path=folder))
         echo(_("pip's index-url is back to {url}.").format(url=pip_restore.change.effective))
     elif with_pip:
         echo(_("pip was not changed by cnnsetup; nothing to restore there."))

@@ -87,7 +87,10 @@ def mirror_for_channels(urls: Sequence[str]) -> Optional[str]:
         return None
     bases = {registry.base_of_channel(strip_subdir(u)) for u in core}
     if len(bases) == 1 and None not in bases and not _on_a_known_host(next(iter(bases))):
-        mirror = registry.from_url(bases.pop())
+        try:
+            mirror = registry.from_url(bases.pop())
+        except ValueError:  # not a base cnnsetup could switch to either
+            return None
         if all(on_expected(u, expected_base(mirror, channel_family(u))) for u in core):
             return mirror.name
     return None

@@ -562,8 +562,8 @@ class PipRestore:
 
     def to_dict(self) -> dict[str, Any]:
         return {"restored": True, "path": self.path, "removed": self.removed,
-                "removed_dirs": self.removed_dirs, "kept_aside": self.kept_aside, "index_url": self.change.current,
-                "in_effect": self.change.in_effect,
+                "removed_dirs": self.removed_dirs, "kept_aside": self.kept_aside,
+                "index_url": self.change.current, "in_effect": self.change.in_effect,
                 "effective_index_url": self.change.effective}
 
 
@@ -606,7 +606,9 @@ def restore_backup(condarc: Path, force: bool = False,
     if original is None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        removed_dirs = _remove_empty(record.get("missing_dirs") or [])
+        parents = set(path.parents)  # a record edited by hand never points elsewhere
+        removed_dirs = _remove_empty([d for d in record.get("missing_dirs") or []
+                                      if isinstance(d, str) and Path(d) in parents])
     elif raw != original or not exists:
         ensure_dir(path.parent)
         from cnnsetup.mirror import condarc_file

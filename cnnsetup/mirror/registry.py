@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 from cnnsetup.i18n import N_, _
 
@@ -177,9 +177,16 @@ URL_MIRROR_CHANNELS = _EDU_CLOUD
 
 
 # A channel's address under a base laid out like Tsinghua's: BASE/pkgs/main (or r, msys2, and
-# the old free and pro), BASE/cloud or BASE/cloud/NAME, each maybe with a platform subdir.
+# the old free and pro), BASE/cloud, or BASE/cloud/NAME for a channel the mirrors carry (TUNA's
+# help page lists these), each maybe with a platform subdir; any BASE/cloud/NAME/SUBDIR too. A
+# base that merely has "cloud" in its path (https://host/cloud/anaconda) is a base.
+_CLOUD_NAMES = ("conda-forge", "pytorch", "pytorch-lts", "pytorch3d", "bioconda", "msys2",
+                "menpo", "simpleitk", "nvidia", "rapidsai", "pyviz", "fastai", "numba",
+                "paddle", "Paddle", "deepmodeling", "intel", "caffe2", "ohmeta", "stackless")
+_SUBDIR = r"(?:noarch|(?:linux|win|osx|zos)-[a-z0-9_]+)"
 _CHANNEL_TAIL = re.compile(
-    r"/(?:pkgs/(?:main|r|msys2|free|pro)|cloud(?:/[^/]+)?)(?:/(?:noarch|[a-z]+-[a-z0-9_]+))?$")
+    rf"/(?:pkgs/(?:main|r|msys2|free|pro)(?:/{_SUBDIR})?"
+    rf"|cloud(?:/(?:{'|'.join(map(re.escape, _CLOUD_NAMES))})(?:/{_SUBDIR})?|/[^/]+/{_SUBDIR})?)$")
 
 
 def base_of_channel(url: str) -> Optional[str]:
@@ -221,21 +228,23 @@ def get(name: str) -> Optional[Mirror]:
     return _BY_NAME.get(name.strip().lower())
 
 
-def closest(name: str) -> Optional[str]:
-    """The mirror name (or alias) `name` was most likely meant to be ("tsinghau" -> "tsinghua"),
-    by difflib's similarity ratio of at least 0.6; None when nothing is that close."""
-    found = difflib.get_close_matches(name.strip().lower(), list(_BY_NAME), n=1, cutoff=0.6)
+def closest(name: str, others: Sequence[str] = ()) -> Optional[str]:
+    """The mirror name or alias (or one of `others`, say the subcommands beside the mirrors)
+    `name` was most likely meant to be ("tsinghau" -> "tsinghua"), by difflib's similarity
+    ratio of at least 0.6; None when nothing is that close."""
+    found = difflib.get_close_matches(name.strip().lower(), [*_BY_NAME, *others], n=1,
+                                      cutoff=0.6)
     return found[0] if found else None
 
 
-def unknown_name_message(name: str, *, commands: bool = False) -> str:
-    """The message for a mirror name that is not in the registry: the likely one first, then
-    every name. `commands`: the name stood where a subcommand of `mirror` could also be."""
+def unknown_name_message(name: str, *, commands: Sequence[str] = ()) -> str:
+    """The message for a mirror name that is not in the registry: every name, then the likely
+    one. `commands`: the subcommands that could also stand where the name stood."""
     known = ", ".join(names())
     text = (_("Unknown mirror or command {name!r}. Known mirrors: {mirrors}.") if commands
             else _("Unknown mirror {name!r}. Known mirrors: {mirrors}.")).format(
                 name=name, mirrors=known)
-    likely = closest(name)
+    likely = closest(name, commands)
     if likely:
         text = _("{message} Did you mean {name}?").format(message=text, name=likely)
     return text
