@@ -97,3 +97,16 @@ def test_onboard_names_the_blogs_mixed_channels_when_no_mirror_answers(real_cond
     assert "cnnsetup mirror status" in sentence
     (isolated_home / ".condarc").write_text("channels:\n  - defaults\n", encoding="utf-8")
     assert onboard._mixed_channels() is None
+
+
+def test_the_success_line_names_only_the_channels_conda_takes_from_the_mirror(real_conda, invoke,
+                                                                              isolated_home):
+    # USTC keeps no defaults copy: the line once said "ustc for defaults, conda-forge and
+    # pytorch" just below the note saying defaults still come from upstream.
+    (isolated_home / ".condarc").write_text("channels:\n  - defaults\n  - conda-forge\n",
+                                            encoding="utf-8")
+    ustc = invoke("mirror", "ustc", "--no-clean")
+    assert ustc.exit_code == 0, ustc.output
+    assert "conda now uses ustc for conda-forge, and upstream for defaults" in ustc.stdout
+    tuna = invoke("mirror", "tsinghua", "--no-clean")
+    assert "conda now uses tsinghua for defaults, conda-forge (checked" in tuna.stdout

@@ -183,9 +183,7 @@ class SwitchReport:
         for note in self.notes:
             out.append(("warn", note))
         if self.confirmed:
-            out.append(("ok", _("conda now uses {mirror} for defaults, conda-forge and pytorch "
-                                "(checked with {command}).").format(
-                mirror=self.mirror, command="conda info --json")))
+            out.append(("ok", self._confirmed_line()))
         for offender in self.offenders:
             out.append(("warn", _("{channel} still comes from {url} (expected {expected}).").format(
                 channel=offender.channel, url=offender.url, expected=offender.expected)))
@@ -194,6 +192,27 @@ class SwitchReport:
             if offender.fix_command:
                 out.append(("info", "    " + _quoted(offender.fix_command)))
         return out
+
+
+    def _confirmed_line(self) -> str:
+        """Which core channels conda now takes from the mirror and which from upstream (USTC
+        carries no defaults; a mirror may lack pytorch), as conda reported them."""
+        mirrored, upstream = [], []
+        for _url, family, base in core_channel_urls(self.channel_urls):
+            known = registry.mirror_of_url(base)
+            side = upstream if known is not None and known.is_official else mirrored
+            if family not in side:  # defaults is pkgs/main and pkgs/r
+                side.append(family)
+        command = "conda info --json"
+        if mirrored and upstream:
+            return _("conda now uses {mirror} for {channels}, and upstream for {others} (checked "
+                     "with {command}).").format(mirror=self.mirror, channels=", ".join(mirrored),
+                                                others=", ".join(upstream), command=command)
+        if mirrored:
+            return _("conda now uses {mirror} for {channels} (checked with {command}).").format(
+                mirror=self.mirror, channels=", ".join(mirrored), command=command)
+        return _("conda now takes {channels} from upstream (checked with {command}).").format(
+            channels=", ".join(upstream) or "defaults", command=command)
 
 
 def _quoted(argv: Sequence[str]) -> str:
