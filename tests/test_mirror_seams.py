@@ -188,3 +188,34 @@ def test_a_campus_mirror_mixed_with_a_known_one_is_still_a_mix(invoke, isolated_
             "  - https://mirrors.ustc.edu.cn/anaconda/pkgs/main\n")
     (isolated_home / ".condarc").write_text(ustc, encoding="utf-8")
     assert json.loads(invoke("mirror", "status", "--json").stdout)["mirror"] is None
+
+
+@pytest.mark.parametrize("url", ["https://[::1", "https://x.example.cn:99999/anaconda",
+                                 "https://x.example.cn/anaconda?x=1", "mirrors.example.cn/anaconda"])
+def test_an_address_that_cannot_be_a_base_is_a_usage_error(invoke, isolated_home, url):
+    result = invoke("mirror", "--url", url, "--dry-run", "--offline")
+    assert result.exit_code == 2, result.output
+    assert "give the mirror's address" in result.stderr
+    assert not (isolated_home / ".condarc").exists()
+
+
+@pytest.mark.parametrize("tail", ["pkgs", "pkgs/main/linux-64/current_repodata.json",
+                                  "cloud/pytorch/linux-64/repodata.json"])
+def test_what_condas_errors_print_is_refused_with_the_base(invoke, isolated_home, tail):
+    result = invoke("mirror", "--url", f"https://x.example.cn/anaconda/{tail}", "--offline")
+    assert result.exit_code == 2, result.output
+    assert "give its base: https://x.example.cn/anaconda" in result.stderr
+
+
+def test_a_file_with_an_unreadable_address_is_read_without_a_traceback(invoke, isolated_home):
+    (isolated_home / ".condarc").write_text(
+        "channels:\n  - defaults\ndefault_channels:\n  - https://[::1/pkgs/main\n", encoding="utf-8")
+    for args in (["mirror", "status"], ["mirror", "list"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+
+
+def test_an_address_where_a_name_goes_is_answered_with_the_url_option(invoke, isolated_home):
+    result = invoke("mirror", "https://mirrors.example.edu.cn/anaconda")
+    assert result.exit_code == 2
+    assert "cnnsetup mirror --url https://mirrors.example.edu.cn/anaconda" in result.stderr

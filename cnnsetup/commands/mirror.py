@@ -37,6 +37,9 @@ class MirrorGroup(Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = args[0]
+        if name.startswith(("https://", "http://")):  # an address where a name goes
+            ctx.fail(_("A mirror given by its address needs --url: {command}").format(
+                command=f"cnnsetup mirror --url {name}"))
         if not name.startswith("-") and self.get_command(ctx, name) is None:
             shown = [n for n in self.list_commands(ctx) if not self.commands[n].hidden]
             ctx.fail(registry.unknown_name_message(name, commands=shown))
@@ -200,9 +203,12 @@ def _switch_command(name: str) -> click.Command:
 def _base_url(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
     if value is None:
         return None
-    if not value.strip().startswith(("https://", "http://")) or "://" == value.strip()[-3:]:
+    if registry.url_problem(value):
+        text = value.strip()
+        example = (f"https://{text}" if "://" not in text and "." in text
+                   else "https://mirrors.example.edu.cn/anaconda")
         raise click.BadParameter(_("give the mirror's address, e.g. {example}").format(
-            example="https://mirrors.example.edu.cn/anaconda"), ctx=ctx, param=param)
+            example=example), ctx=ctx, param=param)
     return _not_a_channel(value, ctx, param)
 
 

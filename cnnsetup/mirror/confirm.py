@@ -101,7 +101,10 @@ def _on_a_known_host(url: str) -> bool:
     no registry mirror explains is a fault in the file, not a mirror of its own."""
     from urllib.parse import urlsplit
 
-    host = urlsplit(url).hostname
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # "https://[::1": not a host at all
+        return False
     return any(urlsplit(prefix).hostname == host
                for mirror in registry.MIRRORS for prefix in mirror.url_prefixes())
 

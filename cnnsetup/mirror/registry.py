@@ -185,8 +185,29 @@ _CLOUD_NAMES = ("conda-forge", "pytorch", "pytorch-lts", "pytorch3d", "bioconda"
                 "paddle", "Paddle", "deepmodeling", "intel", "caffe2", "ohmeta", "stackless")
 _SUBDIR = r"(?:noarch|(?:linux|win|osx|zos)-[a-z0-9_]+)"
 _CHANNEL_TAIL = re.compile(
-    rf"/(?:pkgs/(?:main|r|msys2|free|pro)(?:/{_SUBDIR})?"
-    rf"|cloud(?:/(?:{'|'.join(map(re.escape, _CLOUD_NAMES))})(?:/{_SUBDIR})?|/[^/]+/{_SUBDIR})?)$")
+    rf"/(?:pkgs(?:/(?:main|r|msys2|free|pro)(?:/{_SUBDIR})?)?"
+    rf"|cloud(?:/(?:{'|'.join(map(re.escape, _CLOUD_NAMES))})(?:/{_SUBDIR})?|/[^/]+/{_SUBDIR})?)"
+    r"(?:/[^/]*repodata[^/]*)?$")  # conda's errors print .../linux-64/current_repodata.json
+
+
+def url_problem(url: str) -> Optional[str]:
+    """Why `url` cannot be a mirror's base (untranslated words for an error), or None: not
+    http(s), no host, a port or bracketed address Python cannot read, a query or fragment."""
+    from urllib.parse import urlsplit
+
+    url = url.strip()
+    if not url.startswith(("https://", "http://")):
+        return "not an http(s) address"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        return str(error)
+    if not parts.hostname:
+        return "no host name"
+    if parts.query or parts.fragment:
+        return "a ? or # part"
+    return None
 
 
 def base_of_channel(url: str) -> Optional[str]:
@@ -203,12 +224,10 @@ def base_of_channel(url: str) -> Optional[str]:
 def from_url(base: str, pypi: Optional[str] = None) -> Mirror:
     """A mirror laid out like Tsinghua's, from its base URL: BASE/pkgs/main, BASE/cloud/NAME.
 
-    Raises ValueError when `base` is not an http(s) URL, or is one of a base's channels
-    (BASE/pkgs/main: every channel would then be BASE/pkgs/main/pkgs/main)."""
+    Raises ValueError when `base` is not a usable http(s) URL (`url_problem`), or is one of a
+    base's channels (BASE/pkgs/main: every channel would then be BASE/pkgs/main/pkgs/main)."""
     base = base.strip().rstrip("/")
-    if not base.startswith(("https://", "http://")) or len(base.split("://", 1)[1]) == 0:
-        raise ValueError(base)
-    if base_of_channel(base):
+    if url_problem(base) or base_of_channel(base):
         raise ValueError(base)
     return Mirror(name=base, title=base, pypi=pypi or "", defaults_base=base,
                   cloud_base=f"{base}/cloud", cloud_channels=URL_MIRROR_CHANNELS, by_url=True)
