@@ -281,3 +281,11 @@ def test_every_new_explain_message_is_in_the_chinese_catalog():
         output = done.stdout + done.stderr
         assert done.returncode in (0, 1, 2) and "Traceback" not in output, (args, output)
         assert UNTRANSLATED_MARK not in output, (args, output)
+
+
+def test_the_chinese_size_lines_take_a_full_width_colon(invoke):
+    result = invoke("--lang", "zh", "explain", "--input", "9x7x2", "--kernel", "3x2",
+                    "--dilation", "2", "--pad", "1")
+    assert result.exit_code == 0, result.output
+    assert "高：" in result.stdout and "宽：" in result.stdout
+    assert "高:" not in result.stdout and "宽:" not in result.stdout

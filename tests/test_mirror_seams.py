@@ -219,3 +219,11 @@ def test_an_address_where_a_name_goes_is_answered_with_the_url_option(invoke, is
     result = invoke("mirror", "https://mirrors.example.edu.cn/anaconda")
     assert result.exit_code == 2
     assert "cnnsetup mirror --url https://mirrors.example.edu.cn/anaconda" in result.stderr
+
+
+def test_a_mirror_given_by_its_address_is_named_once(invoke, isolated_home):
+    result = invoke("mirror", "--url", CAMPUS, "--no-clean", "--offline")
+    assert result.exit_code == 0, result.output
+    assert f"to {CAMPUS}." in result.stdout and f"({CAMPUS})" not in result.stdout
+    named = invoke("mirror", "tsinghua", "--no-clean", "--offline", "--lang", "zh")
+    assert "tsinghua（清华大学（TUNA））" in named.stdout, named.stdout

@@ -387,7 +387,7 @@ def _switch_json(result: SwitchResult, mirror_obj: Optional[registry.Mirror] = N
 
 def _show_switch(result: SwitchResult, no_clean: bool) -> None:
     mirror_obj = registry.get(result.mirror)
-    title = _(mirror_obj.title) if mirror_obj else result.mirror
+    named = mirror_words(result.mirror, _(mirror_obj.title) if mirror_obj else None)
     for note in result.recovered:
         echo(style(_("Note: ") + note, fg="yellow"))
     if result.dry_run:
@@ -395,8 +395,8 @@ def _show_switch(result: SwitchResult, no_clean: bool) -> None:
             echo(_("Would remove the UTF-8 byte-order mark (BOM) at the start of {path}: it can "
                    "crash conda on Windows. Nothing else would change.").format(path=result.condarc))
         elif result.changed:
-            echo(_("Would change {path} to use {mirror} ({title}):").format(
-                path=result.condarc, mirror=result.mirror, title=title))
+            echo(_("Would change {path} to use {mirror}:").format(
+                path=result.condarc, mirror=named))
             echo(_colour_diff(result.diff), nl=False)
             echo(_("Would then run: {command}").format(command="conda " + " ".join(CLEAN_ARGS)))
             echo(_("Would then run: {command}").format(command="conda info --json"))
@@ -405,11 +405,10 @@ def _show_switch(result: SwitchResult, no_clean: bool) -> None:
                 path=result.condarc, mirror=result.mirror))
         echo(_("(dry run: nothing was changed)"))
     elif not result.changed:
-        echo(_("{path} already uses {mirror} ({title}); nothing changed.").format(
-            path=result.condarc, mirror=result.mirror, title=title))
+        echo(_("{path} already uses {mirror}; nothing changed.").format(
+            path=result.condarc, mirror=named))
     else:
-        echo(_("Switched {path} to {mirror} ({title}).").format(
-            path=result.condarc, mirror=result.mirror, title=title))
+        echo(_("Switched {path} to {mirror}.").format(path=result.condarc, mirror=named))
         if result.drops_bom:
             echo(_("Removed the UTF-8 byte-order mark (BOM): it can crash conda on Windows."))
         echo(_colour_diff(result.diff), nl=False)
@@ -510,6 +509,14 @@ def _show_restored(path, removed: bool, kept_aside) -> None:
         echo(_("Restored {path} to its original bytes.").format(path=path))
     if kept_aside:
         echo(_("The edited file is kept as {path}.").format(path=kept_aside))
+
+
+def mirror_words(name: str, title: Optional[str]) -> str:
+    """"tsinghua (Tsinghua University (TUNA))", or the name alone when the title says no more
+    (a mirror given by its address is named and titled by it)."""
+    if not title or title == name:
+        return name
+    return _("{name} ({title})").format(name=name, title=title)
 
 
 def _lexists(path: Path) -> bool:

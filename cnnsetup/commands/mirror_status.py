@@ -50,7 +50,9 @@ def _mirror_words(name: str | None) -> str:
     mirror = registry.get(name) if name else None
     if mirror is None:
         return _("no single mirror (a mix, or unknown servers)")
-    return f"{mirror.name} ({_(mirror.title)})"
+    from cnnsetup.commands.mirror import mirror_words
+
+    return mirror_words(mirror.name, _(mirror.title))
 
 
 def _render_status(status) -> None:

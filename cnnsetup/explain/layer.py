@@ -87,7 +87,7 @@ def pool_json(step: PoolExplanation, mode: str) -> dict:
 def _size_lines(exact: tuple[Fraction, Fraction], output: tuple[int, int], filled: list[str],
                 ceil_mode: bool = False) -> list[str]:
     """"(5 - 3 + 2*1) / 2 + 1 = 3", once if height and width agree, else once for each."""
-    lines = []
+    lines, bare = [], []
     for label, value, size, text in zip((_("height"), _("width")), exact, output, filled):
         line = f"{text} = {number(value)}"
         if value.denominator != 1 and not ceil_mode:
@@ -97,9 +97,10 @@ def _size_lines(exact: tuple[Fraction, Fraction], output: tuple[int, int], fille
         elif value.denominator != 1:
             line += " -> " + _("{size} (rounded up, less a last window that would start in the "
                                "right padding)").format(size=size)
-        lines.append(f"{label}: {line}")
+        bare.append(line)
+        lines.append(_("{label}: {value}").format(label=label, value=line))
     if filled[0] == filled[1]:
-        return [lines[0].split(": ", 1)[1]]
+        return bare[:1]
     return lines
 
 
