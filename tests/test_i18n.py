@@ -271,3 +271,16 @@ def test_the_language_cnnsetup_chose_does_not_pass_for_the_users_choice(monkeypa
 def test_root_help_follows_cnnsetup_lang_in_process(invoke):
     result = invoke("--help", env={"CNNSETUP_LANG": "zh"})
     assert result.exit_code == 0 and "用法" in result.stdout
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("path", [[], ["mirror"]])
+def test_command_lists_show_whole_first_sentences(invoke, lang, path):
+    # click cut each summary at 45 characters: in Chinese, which has no spaces, down to "...",
+    # and `mirror test` showed nothing at all; its headings kept a half-width colon.
+    result = invoke("--lang", lang, *path, "--help")
+    assert result.exit_code == 0, result.output
+    commands = result.stdout.split("Commands:" if lang == "en" else "命令：", 1)[1]
+    assert "..." not in commands and "…" not in commands, commands
+    if lang == "zh":
+        assert "选项：" in result.stdout and "选项:" not in result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from typing import Any
 
 import click
@@ -47,6 +48,10 @@ class HelpFormatter(click.HelpFormatter):
         # click writes "Usage:" plus a space; after the full-width "用法：" no space belongs.
         super().write_usage(prog, args, label(_("Usage:")) if prefix is None else prefix)
 
+    def write_heading(self, heading: str) -> None:
+        # "Options:" in English, "选项：" in Chinese (click writes a half-width colon after it).
+        self.write(" " * self.current_indent + _("{heading}:").format(heading=heading) + "\n")
+
     def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
         rows = list(rows)
         first_col = min(max((width(first) for first, _ in rows), default=0), col_max) + col_spacing
@@ -84,6 +89,12 @@ class Context(click.Context):
 COMMAND_NAME_KEY = "cnnsetup.command"
 
 
+# The end of a help text's first sentence (a full stop, full-width or followed by a space), and
+# the colon a long first sentence is cut at.
+_SENTENCE_END = re.compile(r"。|\.(?=\s)")
+_COLON = re.compile(r"：|:(?=\s)")
+
+
 class Command(click.Command):
     """A command whose help, short help and epilog are translated when shown."""
 
@@ -116,7 +127,16 @@ class Command(click.Command):
         self._with_translated_help(super().format_epilog, ctx, formatter)
 
     def get_short_help_str(self, limit: int = 45) -> str:
-        return self._with_translated_help(super().get_short_help_str, limit)
+        """The first sentence of the translated help, whole: the command list wraps it by display
+        width, where click would cut it at `limit` characters (mid-sentence, and in Chinese,
+        which has no spaces to cut at, down to "...")."""
+        text = " ".join((_translated(self.short_help or self.help) or "").split())
+        end = _SENTENCE_END.search(text)
+        text = text[:end.start() + 1] if end else text
+        colon = _COLON.search(text)
+        if width(text) > 2 * limit and colon:  # a long first sentence: up to its colon
+            text = text[:colon.start()] + ("。" if colon.group() == "：" else ".")
+        return text
 
     def get_help_option(self, ctx: click.Context) -> click.Option | None:
         # click builds --help with its text already translated, and for the root command that
