@@ -164,8 +164,13 @@ def test_a_mirror_given_by_its_address_is_named_by_status_and_list(invoke, isola
     assert invoke("mirror", "--url", CAMPUS, "--no-clean", "--offline").exit_code == 0
     status = invoke("mirror", "status", "--json")
     assert json.loads(status.stdout)["mirror"] == CAMPUS
+    data = json.loads(status.stdout)
+    assert data["channels"]["defaults"]["url"] == f"{CAMPUS}/pkgs/main"  # the first, not the last
+    assert [r["url"] for r in data["reasons"]] == [f"{CAMPUS}/pkgs/main", f"{CAMPUS}/pkgs/r"]
+    assert {r["mirror"] for r in data["reasons"]} == {CAMPUS}
     human = invoke("mirror", "status")
     assert f"conda uses: the mirror at {CAMPUS} (not in cnnsetup's list)" in human.stdout
+    assert "unknown" not in human.stdout.split("Why:")[1].split("\n\n")[0]
     listed = invoke("mirror", "list")
     assert f"points at {CAMPUS}." in listed.stdout
 

@@ -95,7 +95,10 @@ def _render_status(status) -> None:
                 src = reason.source
                 who = src.channel_source if src.key == "channels" else src.key_source
                 why = _("{key} from {source}").format(key=src.key, source=_source_words(who))
-            rows.append([reason.channel, reason.mirror or _("unknown"), reason.url, why])
+            mirror = reason.mirror or _("unknown")
+            if "://" in mirror:  # the mirror given by its address, named in the headline
+                mirror = "--url"
+            rows.append([reason.channel, mirror, reason.url, why])
         echo(table(rows, indent=2))
 
     if status.offenders:

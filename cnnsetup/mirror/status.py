@@ -92,7 +92,9 @@ class MirrorStatus:
             "files": [f.to_dict() for f in self.files],
             "effective_channels": list(self.effective_channels),
             "mirror": self.mirror,
-            "channels": {r.channel: r.to_dict() for r in self.reasons},
+            # Each channel's first URL (pkgs/main for defaults); every URL is in "reasons".
+            "channels": {r.channel: r.to_dict() for r in reversed(self.reasons)},
+            "reasons": [r.to_dict() for r in self.reasons],
             "source": self.source,
             "conda": {"path": self.conda, "found_by": self.conda_how,
                       "version": self.conda_version, "error": self.conda_error},
@@ -223,6 +225,9 @@ def collect_status(
     status.mirror = mirror_for_channels(status.effective_channels)
     status.obsolete = obsolete_channels(status.effective_channels)
     status.reasons = _reasons(status.effective_channels, effective)
+    if status.mirror and "://" in status.mirror:  # a mirror given by its address explains them
+        for reason in status.reasons:
+            reason.mirror = reason.mirror or status.mirror
     if status.mirror is None:
         status.intended = _majority_mirror(status.reasons)
         if status.intended:
