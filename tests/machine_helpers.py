@@ -321,3 +321,35 @@ def nvidia(case: str) -> NvidiaFacts:
     return NvidiaFacts(
         found=True, path="/usr/bin/nvidia-smi", driver_version=driver, cuda_version=cuda,
         gpus=[GpuFacts(i, name, driver, mib, cap) for i, (name, mib, cap) in enumerate(cards)])
+
+
+def pretend_torch_missing(monkeypatch) -> None:
+    """This machine's torch counts as missing for the findings (torch itself stays importable,
+    so the rest of a run still works): every torch.* finding becomes torch.missing."""
+    from cnnsetup.machine import findings
+
+    real = findings.evaluate
+
+    def evaluate(facts, recommendation=None):
+        found = [f for f in real(facts, recommendation) if not f.id.startswith("torch.")]
+        return found + [findings.Finding("torch.missing", "fail", "torch is not installed.",
+                                         "python -m pip install torch")]
+
+    monkeypatch.setattr(findings, "evaluate", evaluate)
+
+
+def run_rank_in_process(monkeypatch, tmp_path: Path, env: dict, *argv: str) -> dict:
+    """One rank of reference_net.distributed run in this process with the torchrun variables in
+    `env` (RANK, WORLD_SIZE, ...): the result it would write. torch's thread count is kept."""
+    import torch
+
+    from reference_net import distributed
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = distributed.parse_args(["--result", str(tmp_path / "r.json"), *argv])
+    threads = torch.get_num_threads()
+    try:
+        return distributed.train_and_check(args)
+    finally:
+        torch.set_num_threads(threads)  # the rank sets its own; this process keeps its count

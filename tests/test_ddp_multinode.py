@@ -22,6 +22,7 @@ from cnnsetup.machine import ddp
 from cnnsetup.machine.ddp import Cluster, run_ddp
 from reference_net.smoke import SMOKE
 from tests.conftest import REPO_ROOT
+from tests.machine_helpers import run_rank_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -142,14 +143,9 @@ def test_a_torch_without_nccl_is_a_named_failure_with_a_fix(monkeypatch, tmp_pat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(distributed.dist, "is_nccl_available", lambda: False)
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
-        monkeypatch.setenv(name, "1" if "SIZE" in name else "0")
-    args = distributed.parse_args(["--result", str(tmp_path / "r.json"), "--device", "cuda"])
-    threads = torch.get_num_threads()
-    try:
-        written = distributed.train_and_check(args)
-    finally:
-        torch.set_num_threads(threads)  # the rank sets its own; this process keeps its count
+    env = {name: "1" if "SIZE" in name else "0"
+           for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    written = run_rank_in_process(monkeypatch, tmp_path, env, "--device", "cuda")
     assert written["error_kind"] == ddp.BACKEND_UNAVAILABLE and "nccl" in written["error"]
     out = interpret(RunResult(["torchrun"], 1, "", ""), written, [], world_size=1,
                     backend="nccl", device="cuda")

@@ -21,6 +21,7 @@ from cnnsetup.machine import ddp
 from cnnsetup.machine.ddp import run_ddp
 from reference_net.distributed import DIVERGENCE
 from reference_net.smoke import SMOKE
+from tests.machine_helpers import run_rank_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -104,19 +105,12 @@ def test_more_cuda_processes_than_gpus_is_an_error_result(monkeypatch, tmp_path)
 
     from cnnsetup.machine.ddp import interpret
     from cnnsetup.run import RunResult
-    from reference_net import distributed
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0"),
-                        ("LOCAL_WORLD_SIZE", "2")):
-        monkeypatch.setenv(name, value)
-    args = distributed.parse_args(["--result", str(tmp_path / "r.json"), "--device", "cuda"])
-    threads = torch.get_num_threads()
-    try:
-        written = distributed.train_and_check(args)
-    finally:
-        torch.set_num_threads(threads)  # the rank sets its own; this process keeps its count
+    written = run_rank_in_process(
+        monkeypatch, tmp_path, {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0",
+                                "LOCAL_WORLD_SIZE": "2"}, "--device", "cuda")
     assert written["ok"] is False and written["error_kind"] == ddp.NOT_ENOUGH_GPUS
     out = interpret(RunResult(["torchrun"], 1, "", ""), written, [], world_size=2,
                     backend="nccl", device="cuda")

@@ -274,16 +274,9 @@ def test_a_torch_that_fails_to_import_is_named_with_its_fix_and_fails(tmp_path):
 
 def test_torch_missing_prints_the_install_command(tmp_path, monkeypatch, invoke, classroom,
                                                   proved_once):
-    from cnnsetup.machine import findings
+    from tests.machine_helpers import pretend_torch_missing
 
-    real = findings.evaluate
-
-    def torch_missing(facts, recommendation=None):
-        found = [f for f in real(facts, recommendation) if not f.id.startswith("torch.")]
-        return found + [findings.Finding("torch.missing", "fail", "torch is not installed.",
-                                         "python -m pip install torch")]
-
-    monkeypatch.setattr(findings, "evaluate", torch_missing)
+    pretend_torch_missing(monkeypatch)
     result = invoke("onboard", "--yes", "--mirror", "tsinghua", "--report", str(classroom["report"]))
     assert f"{shlex.quote(sys.executable)} -m pip install" in result.stdout  # the full path
     assert "cnnsetup onboard --install-torch" in result.stdout

@@ -20,6 +20,7 @@ from cnnsetup.classroom import onboard as onboard_module
 from cnnsetup.machine import findings
 from tests.conda_helpers import make_install
 from tests.conftest import REPO_ROOT
+from tests.machine_helpers import pretend_torch_missing
 
 MISSING_PACKAGE = "cnnsetup-test-no-such-package"
 
@@ -86,14 +87,7 @@ class _Rec:
 @pytest.fixture
 def torch_missing(monkeypatch):
     """This machine's torch counts as missing (a finding only; torch itself stays)."""
-    real = findings.evaluate
-
-    def evaluate(facts, recommendation=None):
-        found = [f for f in real(facts, recommendation) if not f.id.startswith("torch.")]
-        return found + [findings.Finding("torch.missing", "fail", "torch is not installed.",
-                                         "python -m pip install torch")]
-
-    monkeypatch.setattr(findings, "evaluate", evaluate)
+    pretend_torch_missing(monkeypatch)
 
 
 @pytest.fixture
